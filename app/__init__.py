@@ -1,0 +1,1 @@
+"""authpi: a self-hostable backend for the AuthPI identity model."""

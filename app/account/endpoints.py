@@ -1,0 +1,57 @@
+"""Accounts: list, get, update (SDK-CONTRACT §2.1)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.account import service
+from app.account.schemas import AccountUpdate, account_to_api
+from app.core import envelopes
+from app.core.auth import Principal, account_principal, current_principal, scoped
+from app.core.errors import Forbidden
+from app.core.etags import check_if_match
+from app.core.pagination import PageParams, page_params
+from app.core.session import db_session
+
+router = APIRouter(tags=["accounts"])
+
+
+@router.get("/accounts")
+async def list_accounts(
+    principal: Principal = Depends(current_principal),
+    params: PageParams = Depends(page_params),
+    session: AsyncSession = Depends(db_session),
+) -> JSONResponse:
+    """The accounts this credential can manage."""
+    if not principal.account_level:
+        raise Forbidden("This credential cannot manage accounts")
+    account = await service.get_account(session, principal.account_id)
+    items = [] if params.after_id and params.after_id >= account.id else [account_to_api(account)]
+    return envelopes.page(items)
+
+
+@router.get("/accounts/{account_id}")
+async def get_account(
+    account_id: str,
+    _: Principal = Depends(account_principal),
+    session: AsyncSession = Depends(db_session),
+) -> JSONResponse:
+    """One account."""
+    return envelopes.obj(account_to_api(await service.get_account(session, account_id)))
+
+
+@router.patch("/accounts/{account_id}")
+async def update_account(
+    account_id: str,
+    body: AccountUpdate,
+    request: Request,
+    principal: Principal = Depends(scoped("accounts", "write")),
+    session: AsyncSession = Depends(db_session),
+) -> JSONResponse:
+    """Change an account's name, description, logo, owner or metadata."""
+    account = await service.get_account(session, account_id)
+    check_if_match(request, account.version)
+    account = await service.update_account(session, account, body, principal)
+    return envelopes.obj(account_to_api(account))

@@ -1,0 +1,61 @@
+"""Settings. Every AUTHPI_* variable lives here and in the README's configuration table."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AUTHPI_", extra="ignore")
+
+    env: Literal["development", "production", "test"] = "development"
+    # Unset: an embedded PostgreSQL is started under data_dir (refused in production).
+    database_url: str | None = None
+    data_dir: Path = Path(".authpi")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Origin the OIDC issuers are published under: issuer URL = {public_url}/{issuer_id}.
+    public_url: str | None = None
+    # Server key: encrypts signing keys at rest and keys the HMACs of short-lived tokens.
+    # Unset outside production: generated once and kept in {data_dir}/secret.key.
+    secret_key: str | None = None
+    log_level: str = "info"
+    db_pool_size: int = 10
+    # Verified API keys are cached this long at most (revocation is pushed by LISTEN/NOTIFY).
+    key_cache_ttl_seconds: float = 60.0
+    # Failed verifications allowed per key id / client address per window before 429.
+    auth_fail_limit: int = 20
+    auth_fail_window_seconds: int = 60
+    argon2_workers: int = 2
+    webhooks_allow_private: bool = False
+    # Run the webhook relay inside `authpi serve` (set false when running `authpi worker` apart).
+    webhooks_relay_enabled: bool = True
+    max_body_bytes: int = 1_048_576
+    trust_proxy_headers: bool = False
+
+    def resolved_public_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def resolved_secret_key(self) -> str:
+        if self.secret_key:
+            return self.secret_key
+        if self.env == "production":
+            raise RuntimeError("AUTHPI_SECRET_KEY is required when AUTHPI_ENV=production")
+        path = self.data_dir / "secret.key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        path.write_text(key)
+        path.chmod(0o600)
+        return key
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,125 @@
+"""Who is calling: a Principal from HTTP Basic (API keys) or Bearer (JWT access tokens).
+
+The core knows only the credential shapes; the verifiers are registered by the packages that own
+them (api_key for Basic, oidc for Bearer) through `CredentialVerifiers` on app.state.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Depends, Path, Request
+
+from app.core.errors import Forbidden, InsufficientScope, NotFound, Unauthorized
+from app.core.scopes import has_access
+
+
+@dataclass(frozen=True)
+class Principal:
+    # api_key | user | personal_token (the CallerIdentity.type values)
+    type: str
+    account_id: str
+    # True when the credential acts for the whole account (account API key, account user token).
+    account_level: bool
+    scopes: tuple[str, ...] = ()
+    key_id: str | None = None
+    org_id: str | None = None
+    issuer_id: str | None = None
+    user_id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def event_auth(self) -> dict[str, Any]:
+        """How the trail records who did something."""
+        out: dict[str, Any] = {"type": self.type}
+        for name in ("key_id", "user_id", "org_id", "issuer_id"):
+            value = getattr(self, name)
+            if value:
+                out[name] = value
+        return out
+
+    @property
+    def actor_id(self) -> str:
+        return self.key_id or self.user_id or self.account_id
+
+
+BasicVerifier = Callable[[Request, str, str], Awaitable[Principal]]
+BearerVerifier = Callable[[Request, str], Awaitable[Principal]]
+
+
+@dataclass
+class CredentialVerifiers:
+    basic: BasicVerifier | None = None
+    bearer: BearerVerifier | None = None
+
+
+MAX_AUTH_HEADER = 8192
+
+
+def parse_basic(value: str) -> tuple[str, str]:
+    try:
+        decoded = base64.b64decode(value, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise Unauthorized("Malformed Basic credentials") from exc
+    key_id, sep, secret = decoded.partition(":")
+    if not sep or not key_id or not secret:
+        raise Unauthorized("Malformed Basic credentials")
+    return key_id, secret
+
+
+async def authenticate(request: Request) -> Principal:
+    cached = getattr(request.state, "principal", None)
+    if cached is not None:
+        return cached
+    header = request.headers.get("authorization")
+    if not header:
+        raise Unauthorized("Authentication required")
+    if len(header) > MAX_AUTH_HEADER:
+        raise Unauthorized("Malformed credentials")
+    scheme, _, value = header.partition(" ")
+    value = value.strip()
+    verifiers: CredentialVerifiers = request.app.state.verifiers
+    scheme = scheme.lower()
+    if scheme == "basic" and verifiers.basic is not None:
+        key_id, secret = parse_basic(value)
+        principal = await verifiers.basic(request, key_id, secret)
+    elif scheme == "bearer" and verifiers.bearer is not None and value:
+        principal = await verifiers.bearer(request, value)
+    else:
+        raise Unauthorized("Unsupported authorization scheme")
+    request.state.principal = principal
+    return principal
+
+
+async def current_principal(request: Request) -> Principal:
+    return await authenticate(request)
+
+
+async def account_principal(
+    account_id: str = Path(..., max_length=64),
+    principal: Principal = Depends(current_principal),
+) -> Principal:
+    """The caller, checked to act for the account in the path. Another account's id is a 404."""
+    if principal.account_id != account_id:
+        raise NotFound("account")
+    if not principal.account_level:
+        raise Forbidden("This credential cannot manage the account")
+    return principal
+
+
+def require_scope(principal: Principal, resource: str, action: str) -> None:
+    if not has_access(principal.scopes, resource, action):
+        raise InsufficientScope(f"The credential lacks the scope {resource}:{action}")
+
+
+def scoped(resource: str, action: str) -> Callable[..., Awaitable[Principal]]:
+    """Dependency: the account caller, holding `resource:action` (grammar of §4.6)."""
+
+    async def dependency(principal: Principal = Depends(account_principal)) -> Principal:
+        require_scope(principal, resource, action)
+        return principal
+
+    return dependency

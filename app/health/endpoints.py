@@ -1,0 +1,31 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from app.core.migrations import database_heads
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> JSONResponse:
+    """The database answers and its schema is at the migrations' head."""
+    db = request.app.state.db
+    try:
+        await db.ping()
+        current = await database_heads(db.engine)
+    except Exception:  # noqa: BLE001 - any failure means not ready
+        return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+    expected = request.app.state.schema_heads
+    if current != expected:
+        return JSONResponse({"status": "unavailable", "database": "schema not at head"}, status_code=503)
+    return JSONResponse({"status": "ok", "database": "ok", "schema": sorted(current)})

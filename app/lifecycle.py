@@ -1,0 +1,13 @@
+"""Background machinery started and stopped with the app, in order (stopped in reverse)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+
+async def startup(app: FastAPI) -> None:
+    """Start the per-process services: key cache listener, event batcher, webhook relay."""
+
+
+async def shutdown(app: FastAPI) -> None:
+    """Stop them, flushing whatever was acknowledged (batched events) before the pool closes."""

@@ -1,0 +1,57 @@
+"""create_app(settings): the one place that assembles the server."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.config import Settings, get_settings
+from app.core.auth import CredentialVerifiers
+from app.core.db import Database
+from app.core.errors import install_error_handlers
+from app.core.idempotency import IdempotencyMiddleware
+from app.core.limits import RequestLimitsMiddleware
+from app.core.migrations import script_heads
+
+log = logging.getLogger("authpi")
+
+
+def create_app(settings: Settings | None = None, *, database_url: str | None = None) -> FastAPI:
+    """Build the ASGI app. `database_url` must point at a migrated database."""
+    settings = settings or get_settings()
+    url = database_url or settings.database_url
+    if not url:
+        raise RuntimeError("create_app needs a database URL (the CLI starts the embedded one)")
+
+    from app.api import api_router
+    from app.api_key import verification
+    from app.health.endpoints import router as health_router
+    from app.lifecycle import shutdown, startup
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.db = Database(url, settings.db_pool_size)
+        await startup(app)
+        try:
+            yield
+        finally:
+            await shutdown(app)
+            await app.state.db.dispose()
+
+    app = FastAPI(title="authpi", version="0.1.0", lifespan=lifespan,
+                  docs_url="/docs", redoc_url=None, openapi_url="/openapi.json")
+    app.state.settings = settings
+    app.state.database_url = url
+    app.state.secret_key = settings.resolved_secret_key()
+    app.state.schema_heads = script_heads()
+    app.state.verifiers = CredentialVerifiers(basic=verification.verify_basic)
+
+    install_error_handlers(app)
+    app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(RequestLimitsMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.include_router(health_router)
+    app.include_router(api_router)
+    return app

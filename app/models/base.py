@@ -1,0 +1,55 @@
+"""Declarative base with a naming convention (stable constraint names for Alembic)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import BigInteger, MetaData, String
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from app.core.ids import now_ms
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dict[str, Any]: JSONB, list[Any]: JSONB, list[str]: JSONB}
+
+
+def json_object(name: str | None = None) -> Mapped[dict[str, Any]]:
+    """A NOT NULL JSONB object column; `name` maps attributes like `metadata_` to `metadata`."""
+    if name:
+        return mapped_column(name, JSONB, nullable=False, default=dict, server_default="{}")
+    return mapped_column(JSONB, nullable=False, default=dict, server_default="{}")
+
+
+def json_list(name: str | None = None) -> Mapped[list[Any]]:
+    if name:
+        return mapped_column(name, JSONB, nullable=False, default=list, server_default="[]")
+    return mapped_column(JSONB, nullable=False, default=list, server_default="[]")
+
+
+class Timestamps:
+    """Times are integer milliseconds since the epoch, as the Core API speaks them."""
+
+    created_at: Mapped[int] = mapped_column(BigInteger, nullable=False, default=now_ms)
+    updated_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+    @property
+    def version(self) -> int:
+        return self.updated_at or self.created_at
+
+
+class StatusFields:
+    status: Mapped[str] = mapped_column(String(32), nullable=False, default="active")
+    status_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    status_reason: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    status_by: Mapped[str | None] = mapped_column(String(64), nullable=True)

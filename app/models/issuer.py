@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base, StatusFields, Timestamps, json_list, json_object
+
+
+class Issuer(Base, Timestamps, StatusFields):
+    __tablename__ = "issuers"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), nullable=False, index=True)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    description: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    available_scopes: Mapped[list[Any]] = json_list()
+    settings: Mapped[dict[str, Any]] = json_object()
+    links: Mapped[dict[str, Any]] = json_object()
+    metadata_: Mapped[dict[str, Any]] = json_object("metadata")

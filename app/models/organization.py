@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Boolean, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base, StatusFields, Timestamps, json_list, json_object
+
+
+class Organization(Base, Timestamps, StatusFields):
+    __tablename__ = "organizations"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), nullable=False, index=True)
+    issuer_id: Mapped[str] = mapped_column(ForeignKey("issuers.id"), nullable=False, index=True)
+    name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    description: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    logo_url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    org_type: Mapped[str] = mapped_column(String(32), nullable=False, default="standard")
+    max_members: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    default_member_scopes: Mapped[list[Any]] = json_list()
+    invitation_enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    invitation_message: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    # What this organization may grant (members, groups, keys); empty means "anything".
+    scopes: Mapped[list[Any]] = json_list()
+    security: Mapped[dict[str, Any]] = json_object()
+    sso: Mapped[dict[str, Any]] = json_object()
+    # address, business_details, contact, social_links, custom_fields: display data, kept together.
+    profile: Mapped[dict[str, Any]] = json_object()
+    metadata_: Mapped[dict[str, Any]] = json_object("metadata")

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base, StatusFields, Timestamps, json_list, json_object
+
+
+class User(Base, Timestamps, StatusFields):
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("issuer_id", "username_normalized"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), nullable=False, index=True)
+    issuer_id: Mapped[str] = mapped_column(ForeignKey("issuers.id"), nullable=False, index=True)
+    username_type: Mapped[str] = mapped_column(String(32), nullable=False)
+    username: Mapped[str] = mapped_column(String(320), nullable=False)
+    username_normalized: Mapped[str] = mapped_column(String(320), nullable=False)
+    profile: Mapped[dict[str, Any]] = json_object()
+    scopes: Mapped[list[Any]] = json_list()
+    security: Mapped[dict[str, Any]] = json_object()
+    preferences: Mapped[dict[str, Any]] = json_object()
+    custom_fields: Mapped[dict[str, Any]] = json_object()
+    metadata_: Mapped[dict[str, Any]] = json_object("metadata")
+    # argon2id; never serialised.
+    password_hash: Mapped[str | None] = mapped_column(Text, nullable=True)
