@@ -21,7 +21,9 @@ def caller_identity(principal: Principal) -> dict[str, object]:
                                  "scopes": list(principal.scopes)}]
     else:
         identity["issuer_id"] = principal.issuer_id
-        identity["organizations"] = [{"org_id": principal.org_id, "scopes": list(principal.scopes)}]
+        # A user token may carry several organizations (Principal.extra["organizations"]).
+        identity["organizations"] = principal.extra.get("organizations") or (
+            [{"org_id": principal.org_id, "scopes": list(principal.scopes)}] if principal.org_id else [])
     return identity
 
 
