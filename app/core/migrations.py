@@ -10,7 +10,17 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-ROOT = Path(__file__).resolve().parents[2]
+
+def _project_root() -> Path:
+    """Where alembic.ini and migrations/ are: the checkout (editable install) or the working dir
+    (a packaged install such as the Docker image, whose WORKDIR holds them)."""
+    for candidate in (Path(__file__).resolve().parents[2], Path.cwd()):
+        if (candidate / "alembic.ini").exists():
+            return candidate
+    raise RuntimeError("alembic.ini not found: run authpi from the project directory")
+
+
+ROOT = _project_root()
 
 
 def alembic_config(database_url: str) -> Config:

@@ -1,0 +1,35 @@
+# The two commands of the README:  `make serve`  and  `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: serve test install test-deps lint bench
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# Installs and serves on the embedded PostgreSQL (or AUTHPI_DATABASE_URL when set).
+serve: install
+	$(VENV)/bin/authpi serve
+
+# What the browser and Node relying-party tests need (idempotent).
+test-deps: install
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+	@if [ -f tests/e2e/node/package.json ]; then \
+	  (cd tests/e2e/node && npm install --no-audit --no-fund --silent); fi
+	@if [ -f bench/node/package.json ]; then \
+	  (cd bench/node && npm install --no-audit --no-fund --silent); fi
+
+# Installs everything and runs the whole suite on a real PostgreSQL (embedded unless
+# AUTHPI_TEST_DATABASE_URL names a server).
+test: test-deps
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
