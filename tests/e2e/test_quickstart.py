@@ -68,16 +68,6 @@ class TestQuickstart:
             "member_id": user.id,
             "scopes": ["invoices:read", "invoices:write"],
         })
-        other = await admin.issuer(issuer.id).users.create({
-            "username_type": "email", "username": "bob@globex.example", "profile": {}})
-        members_before = await count_rows(pg, "memberships", creds.account_id)
-        events_before = await count_rows(pg, "events", creds.account_id)
-        with pytest.raises(ValidationError):
-            await admin.issuer(issuer.id).organization(org.id).members.create(
-                {"member_id": other.id, "scopes": []})
-        assert await count_rows(pg, "memberships", creds.account_id) == members_before
-        assert await count_rows(pg, "events", creds.account_id) == events_before
-
         # 5. Mint and verify an organization API key.
         key = await admin.issuer(issuer.id).organization(org.id).api_keys.create({
             "type": "api_key",
@@ -89,6 +79,24 @@ class TestQuickstart:
         assert who["type"] == "api_key"
         assert who["organizations"][0]["org_id"] == org.id
         assert who["organizations"][0]["scopes"] == ["invoices:read"]
+
+        # 6. Read the identity event trail.
+        await _wait_for_verified_events(admin, 1)
+        page = await admin.events.list(limit=20)
+        assert [e.type for e in page.data] == [
+            "api-key.verified",
+            "api-key.created",
+            "organization.membership.created",
+            "user.created",
+            "organization.created",
+            "client.created",
+            "issuer.created",
+            # console onboarding (authpi account create)
+            "api-key.created",
+            "account.created",
+        ]
+
+        # The same key through curl-style raw HTTP; a wrong secret is 401.
         async with httpx.AsyncClient(base_url=live_server.url) as http:
             raw = await http.get("/v1/me", auth=(key.id, key.secret_plain))
             assert raw.status_code == 200
@@ -96,21 +104,20 @@ class TestQuickstart:
             wrong = await http.get("/v1/me", auth=(key.id, "not-the-secret"))
             assert wrong.status_code == 401
 
-        # 6. Read the identity event trail (the second verification above is trail too).
-        await _wait_for_verified_events(admin, 2)
-        page = await admin.events.list(limit=20)
-        types = [e.type for e in page.data]
-        assert types[:8] == [
-            "api-key.verified",
-            "api-key.verified",
-            "api-key.created",
-            "organization.membership.created",
-            "user.created",
-            "user.created",
-            "organization.created",
-            "client.created",
-        ]
-        assert "issuer.created" in types
+    async def test_empty_scope_membership_is_refused_and_writes_nothing(self, live_admin, pg):
+        admin, creds = live_admin
+        issuer = await admin.issuers.create({"name": "acme-prod"})
+        org = await admin.issuer(issuer.id).organizations.create({"name": "Globex Corp"})
+        user = await admin.issuer(issuer.id).users.create({
+            "username_type": "email", "username": "ada@globex.example", "profile": {}})
+        members_before = await count_rows(pg, "memberships", creds.account_id)
+        events_before = await count_rows(pg, "events", creds.account_id)
+        with pytest.raises(ValidationError) as refused:
+            await admin.issuer(issuer.id).organization(org.id).members.create(
+                {"member_id": user.id, "scopes": []})
+        assert refused.value.fields
+        assert await count_rows(pg, "memberships", creds.account_id) == members_before
+        assert await count_rows(pg, "events", creds.account_id) == events_before
 
 
 async def _wait_for_verified_events(admin: AuthPIAdmin, n: int) -> None:
