@@ -7,11 +7,19 @@ from fastapi import APIRouter
 from app.account.endpoints import router as account_router
 from app.api_key.endpoints import router as api_key_router
 from app.events.endpoints import router as events_router
+from app.group.endpoints import router as group_router
+from app.membership.endpoints import router as membership_router
+from app.organization.endpoints import router as organization_router
+from app.user.endpoints import router as user_router
 
 api_router = APIRouter(prefix="/v1")
 for router in (
     api_key_router,  # first: GET /v1/me is the hot path
     account_router,
     events_router,
+    organization_router,
+    membership_router,
+    group_router,
+    user_router,
 ):
     api_router.include_router(router)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, StatusFields, Timestamps, json_list, json_object
@@ -26,3 +26,5 @@ class User(Base, Timestamps, StatusFields):
     metadata_: Mapped[dict[str, Any]] = json_object("metadata")
     # argon2id; never serialised.
     password_hash: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # When the password was last set: the password verifier's created_at (revision 0200).
+    password_changed_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

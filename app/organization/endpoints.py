@@ -1,0 +1,141 @@
+"""Organizations of an issuer: list, create, get, update, delete (SDK-CONTRACT §2.16)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core import envelopes
+from app.core.auth import Principal, scoped
+from app.core.errors import ValidationFailed
+from app.core.etags import check_if_match
+from app.core.pagination import PageParams, page_params
+from app.core.session import db_session
+from app.issuer.dependencies import get_issuer_in_account
+from app.organization import service
+from app.organization.schemas import (
+    OrganizationCreate,
+    OrganizationUpdate,
+    organization_list_item,
+    organization_to_api,
+)
+
+router = APIRouter(tags=["organizations"])
+
+ORGS = "/accounts/{account_id}/issuers/{issuer_id}/organizations"
+READ = scoped("issuers.organizations", "read")
+WRITE = scoped("issuers.organizations", "write")
+
+
+def parse_flag(name: str, value: str | None) -> bool | None:
+    """The SDK types these filters `str`: accept exactly "true" / "false"."""
+    if value is None:
+        return None
+    if value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise ValidationFailed(f"{name} must be 'true' or 'false'", field=name)
+
+
+class OrganizationFilters:
+    def __init__(
+        self,
+        status: str | None = Query(None, max_length=32),
+        sso_enabled: str | None = Query(None, max_length=8),
+        sso_only: str | None = Query(None, max_length=8),
+        mfa_required: str | None = Query(None, max_length=8),
+        invitation_enabled: str | None = Query(None, max_length=8),
+    ) -> None:
+        self.values: dict[str, Any] = {
+            "status": status,
+            "sso_enabled": parse_flag("sso_enabled", sso_enabled),
+            "sso_only": parse_flag("sso_only", sso_only),
+            "mfa_required": parse_flag("mfa_required", mfa_required),
+            "invitation_enabled": parse_flag("invitation_enabled", invitation_enabled),
+        }
+
+
+@router.get(ORGS)
+async def list_organizations(
+    account_id: str,
+    issuer_id: str,
+    filters: OrganizationFilters = Depends(),
+    params: PageParams = Depends(page_params),
+    _: Principal = Depends(READ),
+    session: AsyncSession = Depends(db_session),
+) -> JSONResponse:
+    """The issuer's organizations, newest first."""
+    await get_issuer_in_account(session, account_id, issuer_id)
+    rows, has_more, cursor = await service.list_organizations(
+        session, account_id=account_id, issuer_id=issuer_id, params=params, filters=filters.values)
+    return envelopes.page([organization_list_item(o) for o in rows], has_more=has_more,
+                          next_cursor=cursor)
+
+
+@router.post(ORGS, status_code=201)
+async def create_organization(
+    account_id: str,
+    issuer_id: str,
+    body: OrganizationCreate,
+    principal: Principal = Depends(WRITE),
+    session: AsyncSession = Depends(db_session),
+) -> JSONResponse:
+    """Create an organization (a tenant) in the issuer."""
+    await get_issuer_in_account(session, account_id, issuer_id)
+    org = await service.create_organization(session, account_id=account_id, issuer_id=issuer_id,
+                                            body=body, auth=principal)
+    return envelopes.created(organization_to_api(org))
+
+
+@router.get(ORGS + "/{org_id}")
+async def get_organization(
+    account_id: str,
+    issuer_id: str,
+    org_id: str,
+    _: Principal = Depends(READ),
+    session: AsyncSession = Depends(db_session),
+) -> JSONResponse:
+    """One organization."""
+    await get_issuer_in_account(session, account_id, issuer_id)
+    org = await service.get_organization(session, account_id=account_id, issuer_id=issuer_id,
+                                         org_id=org_id)
+    return envelopes.obj(organization_to_api(org))
+
+
+@router.patch(ORGS + "/{org_id}")
+async def update_organization(
+    account_id: str,
+    issuer_id: str,
+    org_id: str,
+    body: OrganizationUpdate,
+    request: Request,
+    principal: Principal = Depends(WRITE),
+    session: AsyncSession = Depends(db_session),
+) -> JSONResponse:
+    """Change an organization; status moves between active and suspended."""
+    await get_issuer_in_account(session, account_id, issuer_id)
+    org = await service.get_organization(session, account_id=account_id, issuer_id=issuer_id,
+                                         org_id=org_id, for_update=True)
+    check_if_match(request, org.version)
+    org = await service.update_organization(session, org, body, principal)
+    return envelopes.obj(organization_to_api(org))
+
+
+@router.delete(ORGS + "/{org_id}", status_code=204)
+async def delete_organization(
+    account_id: str,
+    issuer_id: str,
+    org_id: str,
+    request: Request,
+    principal: Principal = Depends(WRITE),
+    session: AsyncSession = Depends(db_session),
+) -> Response:
+    """Delete an organization (soft: it is 404 everywhere afterwards)."""
+    await get_issuer_in_account(session, account_id, issuer_id)
+    org = await service.get_organization(session, account_id=account_id, issuer_id=issuer_id,
+                                         org_id=org_id, for_update=True)
+    check_if_match(request, org.version)
+    await service.delete_organization(session, org, principal)
+    return envelopes.no_content()

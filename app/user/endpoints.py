@@ -1,0 +1,191 @@
+"""Users of an issuer and their password verifier (SDK-CONTRACT §2.18)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core import envelopes
+from app.core.auth import Principal, scoped
+from app.core.errors import NotFound
+from app.core.etags import check_if_match
+from app.core.pagination import PageParams, page_params
+from app.core.session import db_session
+from app.issuer.dependencies import get_issuer_in_account
+from app.user import service
+from app.user.schemas import (
+    UserCreate,
+    UserUpdate,
+    VerifierCreate,
+    password_verifier,
+    password_verifier_id,
+    user_list_item,
+    user_to_api,
+)
+
+router = APIRouter(tags=["users"])
+
+USERS = "/accounts/{account_id}/issuers/{issuer_id}/users"
+ONE = USERS + "/{user_id}"
+READ = scoped("issuers.users", "read")
+WRITE = scoped("issuers.users", "write")
+
+
+@router.get(USERS)
+async def list_users(
+    account_id: str,
+    issuer_id: str,
+    request: Request,
+    status: str | None = Query(None, max_length=32),
+    params: PageParams = Depends(page_params),
+    _: Principal = Depends(READ),
+    session: AsyncSession = Depends(db_session),
+) -> JSONResponse:
+    """The issuer's users, newest first (usernames appear only as HMACs here)."""
+    await get_issuer_in_account(session, account_id, issuer_id)
+    rows, has_more, cursor = await service.list_users(session, account_id=account_id,
+                                                      issuer_id=issuer_id, params=params,
+                                                      status=status)
+    key = request.app.state.secret_key
+    return envelopes.page([user_list_item(u, key) for u in rows], has_more=has_more,
+                          next_cursor=cursor)
+
+
+@router.post(USERS, status_code=201)
+async def create_user(
+    account_id: str,
+    issuer_id: str,
+    body: UserCreate,
+    principal: Principal = Depends(WRITE),
+    session: AsyncSession = Depends(db_session),
+) -> JSONResponse:
+    """Create a user; an optional password is stored as an argon2id hash only."""
+    await get_issuer_in_account(session, account_id, issuer_id)
+    user = await service.create_user(session, account_id=account_id, issuer_id=issuer_id, body=body,
+                                     auth=principal)
+    return envelopes.created(user_to_api(user))
+
+
+@router.get(ONE)
+async def get_user(
+    account_id: str,
+    issuer_id: str,
+    user_id: str,
+    _: Principal = Depends(READ),
+    session: AsyncSession = Depends(db_session),
+) -> JSONResponse:
+    """One user."""
+    await get_issuer_in_account(session, account_id, issuer_id)
+    user = await service.get_user(session, account_id=account_id, issuer_id=issuer_id,
+                                  user_id=user_id)
+    return envelopes.obj(user_to_api(user))
+
+
+@router.patch(ONE)
+async def update_user(
+    account_id: str,
+    issuer_id: str,
+    user_id: str,
+    body: UserUpdate,
+    request: Request,
+    principal: Principal = Depends(WRITE),
+    session: AsyncSession = Depends(db_session),
+) -> JSONResponse:
+    """Change a user; status `blocked` blocks, `active` unblocks."""
+    await get_issuer_in_account(session, account_id, issuer_id)
+    user = await service.get_user(session, account_id=account_id, issuer_id=issuer_id,
+                                  user_id=user_id, for_update=True)
+    check_if_match(request, user.version)
+    user = await service.update_user(session, user, body, principal)
+    return envelopes.obj(user_to_api(user))
+
+
+@router.delete(ONE, status_code=204)
+async def delete_user(
+    account_id: str,
+    issuer_id: str,
+    user_id: str,
+    request: Request,
+    principal: Principal = Depends(WRITE),
+    session: AsyncSession = Depends(db_session),
+) -> Response:
+    """Delete a user (soft: status `deleted`, 404 afterwards; the username is freed)."""
+    await get_issuer_in_account(session, account_id, issuer_id)
+    user = await service.get_user(session, account_id=account_id, issuer_id=issuer_id,
+                                  user_id=user_id, for_update=True)
+    check_if_match(request, user.version)
+    await service.delete_user(session, user, principal)
+    return envelopes.no_content()
+
+
+@router.get(ONE + "/verifiers")
+async def list_verifiers(
+    account_id: str,
+    issuer_id: str,
+    user_id: str,
+    _: Principal = Depends(READ),
+    session: AsyncSession = Depends(db_session),
+) -> JSONResponse:
+    """The user's verifiers (never paginated: the SDK's list_all sends no cursor)."""
+    await get_issuer_in_account(session, account_id, issuer_id)
+    user = await service.get_user(session, account_id=account_id, issuer_id=issuer_id,
+                                  user_id=user_id)
+    items = [password_verifier(user)] if user.password_hash else []
+    return envelopes.page(items)
+
+
+@router.post(ONE + "/verifiers", status_code=201)
+async def create_verifier(
+    account_id: str,
+    issuer_id: str,
+    user_id: str,
+    body: VerifierCreate,
+    principal: Principal = Depends(WRITE),
+    session: AsyncSession = Depends(db_session),
+) -> JSONResponse:
+    """Set or replace the user's password (the response never carries it)."""
+    await get_issuer_in_account(session, account_id, issuer_id)
+    user = await service.get_user(session, account_id=account_id, issuer_id=issuer_id,
+                                  user_id=user_id, for_update=True)
+    user = await service.set_password(session, user, body.password, principal)
+    return envelopes.created(password_verifier(user))
+
+
+@router.get(ONE + "/verifiers/{verifier_id}")
+async def get_verifier(
+    account_id: str,
+    issuer_id: str,
+    user_id: str,
+    verifier_id: str,
+    _: Principal = Depends(READ),
+    session: AsyncSession = Depends(db_session),
+) -> JSONResponse:
+    """One verifier of the user."""
+    await get_issuer_in_account(session, account_id, issuer_id)
+    user = await service.get_user(session, account_id=account_id, issuer_id=issuer_id,
+                                  user_id=user_id)
+    if not user.password_hash or verifier_id != password_verifier_id(user):
+        raise NotFound("verifier")
+    return envelopes.obj(password_verifier(user))
+
+
+@router.delete(ONE + "/verifiers/{verifier_id}", status_code=204)
+async def delete_verifier(
+    account_id: str,
+    issuer_id: str,
+    user_id: str,
+    verifier_id: str,
+    request: Request,
+    principal: Principal = Depends(WRITE),
+    session: AsyncSession = Depends(db_session),
+) -> Response:
+    """Remove a verifier; removing the password verifier clears the password."""
+    await get_issuer_in_account(session, account_id, issuer_id)
+    user = await service.get_user(session, account_id=account_id, issuer_id=issuer_id,
+                                  user_id=user_id, for_update=True)
+    if not user.password_hash or verifier_id != password_verifier_id(user):
+        raise NotFound("verifier")
+    check_if_match(request, password_verifier(user)["created_at"])
+    await service.remove_password(session, user, principal)
+    return envelopes.no_content()

@@ -1,0 +1,133 @@
+"""User bodies and the `User` / `IssuerUsersListItem` shapes (SDK-CONTRACT §2.18, §3.1)."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import StringConstraints, ValidationInfo, field_validator
+
+from app.core.crypto import hmac_sha256
+from app.core.validation import JsonObject, Metadata, ScopeList, StrictModel
+from app.models.user import User
+
+# A pragmatic address check (no dependency): one @, a dotted domain, no spaces or control chars.
+_EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"
+                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?)+$")
+_PHONE = re.compile(r"^\+[1-9][0-9]{6,14}$")
+_USERNAME = re.compile(r"^[^\s\x00-\x1f\x7f]{1,320}$")
+
+UsernameType = Literal["email", "phone", "username"]
+Username = Annotated[str, StringConstraints(min_length=1, max_length=320)]
+# argon2 hashes any length, but a bound keeps a request from buying seconds of CPU.
+Password = Annotated[str, StringConstraints(min_length=8, max_length=256)]
+StatusReason = Annotated[str, StringConstraints(max_length=1024)]
+
+# The data store users live in; a single-store deployment has one.
+STORE_ID = "primary"
+
+
+def username_error(username_type: str, username: str) -> str | None:
+    if username_type == "email" and not _EMAIL.match(username):
+        return "username must be an email address"
+    if username_type == "phone" and not _PHONE.match(username):
+        return "username must be an E.164 phone number like +15551234567"
+    if username_type == "username" and not _USERNAME.match(username):
+        return "username must not contain spaces or control characters"
+    return None
+
+
+def normalize_username(username: str) -> str:
+    """Usernames are unique per issuer case-insensitively."""
+    return username.strip().lower()
+
+
+def username_hash(secret_key: str, issuer_id: str, normalized: str) -> str:
+    """A stable, non-reversible handle for the username, for lists that must not show it."""
+    return hmac_sha256(secret_key, f"username:{issuer_id}:{normalized}")
+
+
+class UserCreate(StrictModel):
+    username_type: UsernameType
+    username: Username
+    profile: JsonObject = {}
+    password: Password | None = None
+    scopes: ScopeList | None = None
+    preferences: JsonObject | None = None
+    custom_fields: JsonObject | None = None
+    metadata: Metadata | None = None
+
+    @field_validator("username")
+    @classmethod
+    def _username_matches_type(cls, value: str, info: ValidationInfo) -> str:
+        value = value.strip()
+        kind = info.data.get("username_type")
+        err = username_error(kind, value) if kind else None
+        if err:
+            raise ValueError(err)
+        return value
+
+
+class UserUpdate(StrictModel):
+    username_type: UsernameType | None = None
+    username: Username | None = None
+    profile: JsonObject | None = None
+    scopes: ScopeList | None = None
+    preferences: JsonObject | None = None
+    custom_fields: JsonObject | None = None
+    metadata: Metadata | None = None
+    # Deletion has its own route.
+    status: Literal["active", "blocked"] | None = None
+    status_reason: StatusReason | None = None
+
+
+class VerifierCreate(StrictModel):
+    type: Literal["password"]
+    password: Password
+
+
+def user_to_api(user: User) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "issuer_id": user.issuer_id,
+        "status": user.status,
+        "status_at": user.status_at,
+        "status_reason": user.status_reason,
+        "status_by": user.status_by,
+        "username_type": user.username_type,
+        "username": user.username,
+        "profile": user.profile,
+        "scopes": list(user.scopes),
+        "security": {**user.security, "password_set": user.password_hash is not None},
+        "preferences": user.preferences,
+        "custom_fields": user.custom_fields,
+        "metadata": user.metadata_,
+        "created_at": user.created_at,
+        "updated_at": user.updated_at,
+    }
+
+
+def user_list_item(user: User, secret_key: str) -> dict[str, Any]:
+    return {
+        "user_id": user.id,
+        "issuer_id": user.issuer_id,
+        "username_hash": username_hash(secret_key, user.issuer_id, user.username_normalized),
+        "username_type": user.username_type,
+        "status": user.status,
+        "store_id": STORE_ID,
+        "region": None,
+        "created_at": user.created_at,
+        # Required (not nullable) in the list model: a never-updated user reports its creation.
+        "updated_at": user.updated_at or user.created_at,
+    }
+
+
+def password_verifier_id(user: User) -> str:
+    """One password per user, so its verifier id is derived from the user's id."""
+    return "pwd_" + user.id.split("_", 1)[1]
+
+
+def password_verifier(user: User) -> dict[str, Any]:
+    created = user.password_changed_at or user.updated_at or user.created_at
+    return {"id": password_verifier_id(user), "user_id": user.id, "type": "password",
+            "status": "active", "created_at": created, "updated_at": created}

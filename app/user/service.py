@@ -1,0 +1,173 @@
+"""Users of an issuer, their password, and password authentication for the OIDC layer."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.auth import Principal
+from app.core.crypto import DUMMY_HASH, hash_secret, verify_secret
+from app.core.errors import Conflict, NotFound, ValidationFailed
+from app.core.ids import new_id, now_ms
+from app.core.pagination import PageParams, paginate
+from app.events.service import record
+from app.models.user import User
+from app.organization.service import touch
+from app.user.schemas import UserCreate, UserUpdate, normalize_username, username_error
+
+
+def subject(user: User) -> dict[str, Any]:
+    return {"type": "user", "id": user.id}
+
+
+async def _event(session: AsyncSession, user: User, type: str, auth: Principal | dict[str, Any],
+                 data: dict[str, Any] | None = None) -> None:
+    await record(session, type=type, account_id=user.account_id, issuer_id=user.issuer_id,
+                 user_id=user.id, subject=subject(user), data=data or {}, auth=auth)
+
+
+async def get_user(session: AsyncSession, *, account_id: str, issuer_id: str, user_id: str,
+                   for_update: bool = False) -> User:
+    """The user if it lives in this account and issuer and is not deleted; else 404."""
+    stmt = select(User).where(User.id == user_id, User.account_id == account_id,
+                              User.issuer_id == issuer_id, User.status != "deleted")
+    if for_update:
+        stmt = stmt.with_for_update()
+    user = await session.scalar(stmt)
+    if user is None:
+        raise NotFound("user")
+    return user
+
+
+async def _username_taken(session: AsyncSession, issuer_id: str, normalized: str,
+                          except_id: str | None = None) -> bool:
+    stmt = select(User.id).where(User.issuer_id == issuer_id, User.username_normalized == normalized)
+    if except_id:
+        stmt = stmt.where(User.id != except_id)
+    return (await session.scalar(stmt)) is not None
+
+
+async def _flush_unique(session: AsyncSession) -> None:
+    """A concurrent insert of the same username loses at the unique constraint: still a 409."""
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise Conflict("A user with this username already exists in the issuer") from exc
+
+
+async def create_user(session: AsyncSession, *, account_id: str, issuer_id: str, body: UserCreate,
+                      auth: Principal) -> User:
+    normalized = normalize_username(body.username)
+    if await _username_taken(session, issuer_id, normalized):
+        raise Conflict("A user with this username already exists in the issuer")
+    now = now_ms()
+    user = User(id=new_id("usr"), account_id=account_id, issuer_id=issuer_id, status="active",
+                username_type=body.username_type, username=body.username,
+                username_normalized=normalized, profile=body.profile, scopes=body.scopes or [],
+                security={}, preferences=body.preferences or {},
+                custom_fields=body.custom_fields or {}, metadata_=body.metadata or {},
+                created_at=now)
+    if body.password is not None:
+        user.password_hash = await asyncio.to_thread(hash_secret, body.password)
+        user.password_changed_at = now
+    session.add(user)
+    await _flush_unique(session)
+    await _event(session, user, "user.created", auth,
+                 {"username_type": user.username_type, "password_set": body.password is not None})
+    return user
+
+
+async def update_user(session: AsyncSession, user: User, body: UserUpdate, auth: Principal) -> User:
+    changes = body.model_dump(exclude_unset=True)
+    new_status = changes.pop("status", None)
+    reason = changes.pop("status_reason", None)
+    if "username" in changes or "username_type" in changes:
+        kind = changes.get("username_type") or user.username_type
+        username = (changes.get("username") or user.username).strip()
+        err = username_error(kind, username)
+        if err:
+            raise ValidationFailed(err, field="username")
+        normalized = normalize_username(username)
+        if await _username_taken(session, user.issuer_id, normalized, except_id=user.id):
+            raise Conflict("A user with this username already exists in the issuer")
+        user.username_type, user.username, user.username_normalized = kind, username, normalized
+    for field in ("profile", "preferences", "custom_fields", "metadata", "scopes"):
+        if field in changes:
+            empty: Any = [] if field == "scopes" else {}
+            setattr(user, "metadata_" if field == "metadata" else field, changes[field] or empty)
+    status_changed = new_status is not None and new_status != user.status
+    if status_changed:
+        user.status = new_status
+        user.status_at = now_ms()
+        user.status_reason = reason
+        user.status_by = auth.actor_id
+    elif "status_reason" in body.model_fields_set:
+        user.status_reason = reason
+    touch(user)
+    await _flush_unique(session)
+    if changes or (not status_changed and "status_reason" in body.model_fields_set):
+        await _event(session, user, "user.updated", auth, {"changed": sorted(changes)})
+    if status_changed:
+        await _event(session, user, "user.blocked" if new_status == "blocked" else "user.unblocked",
+                     auth, {"reason": reason})
+    return user
+
+
+async def delete_user(session: AsyncSession, user: User, auth: Principal) -> None:
+    user.status = "deleted"
+    user.status_at = now_ms()
+    user.status_by = auth.actor_id
+    # Frees the username for a new user; the row stays for the trail.
+    user.username_normalized = f"deleted:{user.id}"
+    user.password_hash = None
+    touch(user)
+    await session.flush()
+    await _event(session, user, "user.deleted", auth)
+
+
+async def list_users(session: AsyncSession, *, account_id: str, issuer_id: str, params: PageParams,
+                     status: str | None) -> tuple[list[User], bool, str | None]:
+    stmt: Select[Any] = select(User).where(User.account_id == account_id, User.issuer_id == issuer_id,
+                                           User.status != "deleted")
+    if status:
+        stmt = stmt.where(User.status == status)
+    return await paginate(session, stmt, User.id, params)
+
+
+async def set_password(session: AsyncSession, user: User, password: str, auth: Principal) -> User:
+    user.password_hash = await asyncio.to_thread(hash_secret, password)
+    user.password_changed_at = now_ms()
+    touch(user)
+    await session.flush()
+    await _event(session, user, "user.password.changed", auth)
+    return user
+
+
+async def remove_password(session: AsyncSession, user: User, auth: Principal) -> None:
+    user.password_hash = None
+    user.password_changed_at = None
+    touch(user)
+    await session.flush()
+    await _event(session, user, "user.verifier.deleted", auth, {"type": "password"})
+
+
+async def authenticate_password(session: AsyncSession, *, account_id: str, issuer_id: str,
+                                username: str, password: str) -> User | None:
+    """The active user whose password matches, else None.
+
+    Unknown usernames and users without a password are checked against a dummy hash, so the time
+    taken does not reveal which usernames exist.
+    """
+    user = await session.scalar(
+        select(User).where(User.account_id == account_id, User.issuer_id == issuer_id,
+                           User.username_normalized == normalize_username(username),
+                           User.status != "deleted"))
+    stored = user.password_hash if user is not None else None
+    ok = await asyncio.to_thread(verify_secret, stored or DUMMY_HASH, password[:256])
+    if not ok or user is None or stored is None or user.status != "active":
+        return None
+    return user
