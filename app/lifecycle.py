@@ -7,7 +7,13 @@ from fastapi import FastAPI
 
 async def startup(app: FastAPI) -> None:
     """Start the per-process services: key cache listener, event batcher, webhook relay."""
+    from app.oidc.lifecycle import start_oidc
+
+    await start_oidc(app)
 
 
 async def shutdown(app: FastAPI) -> None:
     """Stop them, flushing whatever was acknowledged (batched events) before the pool closes."""
+    from app.oidc.lifecycle import stop_oidc
+
+    await stop_oidc(app)

@@ -30,6 +30,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     from app.api_key import verification
     from app.health.endpoints import router as health_router
     from app.lifecycle import shutdown, startup
+    from app.oidc.router import oidc_router
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -54,4 +55,6 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     app.add_middleware(RequestLimitsMiddleware, max_body_bytes=settings.max_body_bytes)
     app.include_router(health_router)
     app.include_router(api_router)
+    # After /v1 and health: /{issuer_id}/... would otherwise shadow them.
+    app.include_router(oidc_router)
     return app

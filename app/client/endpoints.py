@@ -1,0 +1,126 @@
+"""Clients: {I}/clients (SDK-CONTRACT §2.15)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.client import service
+from app.client.schemas import ClientCreate, ClientUpdate, client_list_item, client_to_api
+from app.core import envelopes
+from app.core.auth import Principal, scoped
+from app.core.etags import check_if_match
+from app.core.pagination import PageParams, page_params
+from app.core.session import db_session
+from app.issuer.dependencies import get_issuer_in_account
+from app.oidc.cache import invalidate_client
+
+router = APIRouter(tags=["clients"])
+BASE = "/accounts/{account_id}/issuers/{issuer_id}/clients"
+
+
+@router.get(BASE)
+async def list_clients(
+    account_id: str,
+    issuer_id: str,
+    q: str | None = Query(None, max_length=200),
+    name: str | None = Query(None, max_length=200),
+    status: str | None = Query(None, max_length=32),
+    application_type: str | None = Query(None, max_length=32),
+    readiness: str | None = Query(None, max_length=32),
+    params: PageParams = Depends(page_params),
+    _: Principal = Depends(scoped("issuers.clients", "read")),
+    session: AsyncSession = Depends(db_session),
+) -> JSONResponse:
+    """The issuer's clients, newest first."""
+    issuer = await get_issuer_in_account(session, account_id, issuer_id)
+    rows, has_more, cursor = await service.list_clients(
+        session, issuer, params, q=q, name=name, status=status, application_type=application_type,
+        readiness=readiness)
+    return envelopes.page([client_list_item(c) for c in rows], has_more=has_more, next_cursor=cursor)
+
+
+@router.post(BASE, status_code=201)
+async def create_client(
+    account_id: str,
+    issuer_id: str,
+    body: ClientCreate,
+    principal: Principal = Depends(scoped("issuers.clients", "write")),
+    session: AsyncSession = Depends(db_session),
+) -> JSONResponse:
+    """Register a client; a confidential client's secret is returned only here."""
+    issuer = await get_issuer_in_account(session, account_id, issuer_id)
+    client, secret = await service.create_client(session, issuer, body, principal)
+    data = client_to_api(client)
+    if secret is not None:
+        data["secret"] = secret
+    return envelopes.created(data)
+
+
+@router.get(BASE + "/{client_id}")
+async def get_client(
+    account_id: str,
+    issuer_id: str,
+    client_id: str,
+    _: Principal = Depends(scoped("issuers.clients", "read")),
+    session: AsyncSession = Depends(db_session),
+) -> JSONResponse:
+    """One client (never its secret)."""
+    issuer = await get_issuer_in_account(session, account_id, issuer_id)
+    return envelopes.obj(client_to_api(await service.get_client(session, issuer, client_id)))
+
+
+@router.patch(BASE + "/{client_id}")
+async def update_client(
+    account_id: str,
+    issuer_id: str,
+    client_id: str,
+    body: ClientUpdate,
+    request: Request,
+    principal: Principal = Depends(scoped("issuers.clients", "write")),
+    session: AsyncSession = Depends(db_session),
+) -> JSONResponse:
+    """Change a client's name, settings, status or metadata."""
+    issuer = await get_issuer_in_account(session, account_id, issuer_id)
+    client = await service.get_client(session, issuer, client_id)
+    check_if_match(request, client.version)
+    client = await service.update_client(session, client, body, principal)
+    await invalidate_client(request.app, session, client.id)
+    return envelopes.obj(client_to_api(client))
+
+
+@router.delete(BASE + "/{client_id}", status_code=204)
+async def delete_client(
+    account_id: str,
+    issuer_id: str,
+    client_id: str,
+    request: Request,
+    principal: Principal = Depends(scoped("issuers.clients", "write")),
+    session: AsyncSession = Depends(db_session),
+) -> Response:
+    """Delete a client: it can no longer authenticate or sign users in."""
+    issuer = await get_issuer_in_account(session, account_id, issuer_id)
+    client = await service.get_client(session, issuer, client_id)
+    check_if_match(request, client.version)
+    await service.delete_client(session, client, principal)
+    await invalidate_client(request.app, session, client.id)
+    return envelopes.no_content()
+
+
+@router.post(BASE + "/{client_id}/secret/rotate")
+async def rotate_client_secret(
+    account_id: str,
+    issuer_id: str,
+    client_id: str,
+    request: Request,
+    principal: Principal = Depends(scoped("issuers.clients", "write")),
+    session: AsyncSession = Depends(db_session),
+) -> JSONResponse:
+    """Replace a confidential client's secret; the new one is returned only here."""
+    issuer = await get_issuer_in_account(session, account_id, issuer_id)
+    client = await service.get_client(session, issuer, client_id)
+    check_if_match(request, client.version)
+    secret = await service.rotate_secret(session, client, principal)
+    await invalidate_client(request.app, session, client.id)
+    return envelopes.obj({"secret": secret}, etag_ms=client.version)

@@ -1,0 +1,97 @@
+"""Issuers: {A}/issuers (SDK-CONTRACT §2.13)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core import envelopes
+from app.core.auth import Principal, scoped
+from app.core.etags import check_if_match
+from app.core.pagination import PageParams, page_params
+from app.core.session import db_session
+from app.issuer import service
+from app.issuer.dependencies import get_issuer_in_account
+from app.issuer.schemas import IssuerCreate, IssuerUpdate, issuer_list_item, issuer_to_api
+from app.oidc.cache import invalidate_issuer
+
+router = APIRouter(tags=["issuers"])
+BASE = "/accounts/{account_id}/issuers"
+
+
+@router.get(BASE)
+async def list_issuers(
+    account_id: str,
+    q: str | None = Query(None, max_length=200),
+    status: str | None = Query(None, max_length=32),
+    access_mode: str | None = Query(None, max_length=32),
+    readiness: str | None = Query(None, max_length=32),
+    params: PageParams = Depends(page_params),
+    _: Principal = Depends(scoped("issuers", "read")),
+    session: AsyncSession = Depends(db_session),
+) -> JSONResponse:
+    """The account's issuers, newest first."""
+    rows, has_more, cursor = await service.list_issuers(
+        session, account_id=account_id, params=params, q=q, status=status, access_mode=access_mode,
+        readiness=readiness)
+    return envelopes.page([issuer_list_item(i, n) for i, n in rows], has_more=has_more,
+                          next_cursor=cursor)
+
+
+@router.post(BASE, status_code=201)
+async def create_issuer(
+    account_id: str,
+    body: IssuerCreate,
+    request: Request,
+    principal: Principal = Depends(scoped("issuers", "write")),
+    session: AsyncSession = Depends(db_session),
+) -> JSONResponse:
+    """Create an issuer and its signing keys; its OIDC endpoints answer at once."""
+    issuer = await service.create_issuer(session, account_id=account_id, body=body,
+                                         server_key=request.app.state.secret_key, auth=principal)
+    return envelopes.created(issuer_to_api(issuer))
+
+
+@router.get(BASE + "/{issuer_id}")
+async def get_issuer(
+    account_id: str,
+    issuer_id: str,
+    _: Principal = Depends(scoped("issuers", "read")),
+    session: AsyncSession = Depends(db_session),
+) -> JSONResponse:
+    """One issuer."""
+    return envelopes.obj(issuer_to_api(await get_issuer_in_account(session, account_id, issuer_id)))
+
+
+@router.patch(BASE + "/{issuer_id}")
+async def update_issuer(
+    account_id: str,
+    issuer_id: str,
+    body: IssuerUpdate,
+    request: Request,
+    principal: Principal = Depends(scoped("issuers", "write")),
+    session: AsyncSession = Depends(db_session),
+) -> JSONResponse:
+    """Change an issuer's name, description, scopes, status, settings or metadata."""
+    issuer = await get_issuer_in_account(session, account_id, issuer_id)
+    check_if_match(request, issuer.version)
+    issuer = await service.update_issuer(session, issuer, body, principal)
+    await invalidate_issuer(request.app, session, issuer_id)
+    return envelopes.obj(issuer_to_api(issuer))
+
+
+@router.delete(BASE + "/{issuer_id}", status_code=204)
+async def delete_issuer(
+    account_id: str,
+    issuer_id: str,
+    request: Request,
+    principal: Principal = Depends(scoped("issuers", "write")),
+    session: AsyncSession = Depends(db_session),
+) -> Response:
+    """Delete an issuer: its OIDC endpoints, clients and tokens stop working."""
+    issuer = await get_issuer_in_account(session, account_id, issuer_id)
+    check_if_match(request, issuer.version)
+    await service.delete_issuer(session, issuer, principal)
+    await invalidate_issuer(request.app, session, issuer_id)
+    return envelopes.no_content()

@@ -1,0 +1,180 @@
+"""Client authentication at the token, revocation and introspection endpoints (RFC 6749 §2.3).
+
+client_secret_basic, client_secret_post, and `none` for public clients. Secrets are argon2id
+hashes, so a verified (client id, HMAC of the secret) pair is cached for a bounded time: the token
+endpoint then needs no database round trip and no argon2 per request. Secret rotation, blocking and
+deletion drop the entry on every replica (NOTIFY, see cache.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote
+
+from fastapi import Request
+from sqlalchemy import select
+
+from app.core.crypto import constant_time_equals, hmac_sha256, verify_secret
+from app.core.ids import looks_like_id
+from app.models.client import Client
+from app.models.issuer import Issuer
+from app.oidc.errors import InvalidClient, InvalidRequest
+
+CLIENT_TTL_SECONDS = 60.0
+MAX_SECRET_LENGTH = 256
+
+
+@dataclass
+class CachedClient:
+    id: str
+    account_id: str
+    issuer_id: str
+    status: str
+    confidential: bool
+    name: str
+    secret_hash: str | None
+    scopes: list[str]
+    grant_types: list[str]
+    redirect_uris: list[str]
+    post_logout_redirect_uris: list[str]
+    application_type: str | None
+    auth_method: str | None
+    access_token_ttl: int | None
+    refresh_token_ttl: int | None
+    default_resources: list[str]
+    loaded_at: float = field(default_factory=time.monotonic)
+    verified_secret_mac: str | None = None
+    verified_at: float = 0.0
+
+    @classmethod
+    def from_row(cls, row: Client) -> CachedClient:
+        settings = row.settings or {}
+        oid = settings.get("openid") or {}
+        return cls(id=row.id, account_id=row.account_id, issuer_id=row.issuer_id, status=row.status,
+                   confidential=row.confidential, name=row.name, secret_hash=row.secret_hash,
+                   scopes=list(settings.get("scopes") or []),
+                   grant_types=list(oid.get("grant_types") or []),
+                   redirect_uris=list(oid.get("redirect_uris") or []),
+                   post_logout_redirect_uris=list(oid.get("post_logout_redirect_uris") or []),
+                   application_type=oid.get("application_type"),
+                   auth_method=oid.get("token_endpoint_auth_method"),
+                   access_token_ttl=oid.get("access_token_ttl"),
+                   refresh_token_ttl=oid.get("refresh_token_ttl"),
+                   default_resources=list(oid.get("default_resources") or []))
+
+
+class ClientCache:
+    def __init__(self) -> None:
+        self._clients: dict[str, CachedClient | None] = {}
+        self._neg: dict[str, float] = {}
+
+    def invalidate(self, client_id: str) -> None:
+        self._clients.pop(client_id, None)
+
+    def invalidate_issuer(self, issuer_id: str) -> None:
+        for cid, c in list(self._clients.items()):
+            if c is None or c.issuer_id == issuer_id:
+                self._clients.pop(cid, None)
+
+    def clear(self) -> None:
+        self._clients.clear()
+        self._neg.clear()
+
+    async def get(self, session_factory: Any, issuer_id: str, client_id: str) -> CachedClient | None:
+        """The active client of this issuer (whose issuer is active too), or None."""
+        now = time.monotonic()
+        if client_id in self._clients:
+            cached = self._clients[client_id]
+            ttl = CLIENT_TTL_SECONDS if cached is not None else 5.0
+            if cached is not None and now - cached.loaded_at < ttl:
+                return cached if cached.issuer_id == issuer_id else None
+            if cached is None and now - self._neg.get(client_id, 0.0) < ttl:
+                return None
+        async with session_factory() as session:
+            row = await session.scalar(
+                select(Client).join(Issuer, Issuer.id == Client.issuer_id)
+                .where(Client.id == client_id, Client.status == "active", Issuer.status == "active",
+                       Issuer.account_id == Client.account_id))
+        if len(self._clients) > 50_000:
+            self._clients.clear()
+        loaded = CachedClient.from_row(row) if row is not None else None
+        self._clients[client_id] = loaded
+        if loaded is None:
+            self._neg[client_id] = now
+        return loaded if loaded is not None and loaded.issuer_id == issuer_id else None
+
+
+def _basic(header: str) -> tuple[str, str] | None:
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidClient("Malformed Basic credentials", basic=True) from exc
+    cid, sep, secret = decoded.partition(":")
+    if not sep:
+        raise InvalidClient("Malformed Basic credentials", basic=True)
+    # RFC 6749 §2.3.1: both parts are form-urlencoded before Basic encoding.
+    return unquote(cid.replace("+", " ")), unquote(secret.replace("+", " "))
+
+
+async def authenticate_client(request: Request, issuer_id: str, form: dict[str, str],
+                              *, require_confidential: bool = False) -> CachedClient:
+    """The authenticated client, or InvalidClient (401). Unknown ids and wrong secrets look alike."""
+    from app.oidc.runtime import get_runtime
+
+    header = request.headers.get("authorization")
+    via_basic = False
+    secret: str | None
+    if header and header.lower().startswith("basic "):
+        creds = _basic(header)
+        assert creds is not None
+        client_id, secret = creds
+        via_basic = True
+        if form.get("client_id") and form["client_id"] != client_id:
+            raise InvalidRequest("client_id does not match the Basic credentials")
+        if form.get("client_secret"):
+            raise InvalidRequest("Use one client authentication method only")
+    else:
+        client_id = form.get("client_id") or ""
+        secret = form.get("client_secret")
+    if not client_id:
+        raise InvalidClient("client_id is required", basic=via_basic)
+    if not looks_like_id(client_id, "c") or (secret is not None and len(secret) > MAX_SECRET_LENGTH):
+        raise InvalidClient(basic=via_basic)
+    rt = get_runtime(request)
+    client = await rt.clients.get(rt.session_factory(), issuer_id, client_id)
+    if client is None:
+        if secret:
+            await asyncio.to_thread(verify_secret, None, secret)  # uniform timing
+        raise InvalidClient(basic=via_basic)
+    if not client.confidential:
+        if secret:
+            raise InvalidClient("A public client has no secret", basic=via_basic)
+        if require_confidential:
+            raise InvalidClient("This request needs a confidential client")
+        return client
+    if not secret:
+        raise InvalidClient("Client authentication is required", basic=via_basic)
+    method = "client_secret_basic" if via_basic else "client_secret_post"
+    if client.auth_method not in (None, method):
+        raise InvalidClient(f"This client authenticates with {client.auth_method}", basic=via_basic)
+    mac = hmac_sha256(rt.app.state.secret_key, f"client:{client.id}:{secret}")
+    fresh = time.monotonic() - client.verified_at < CLIENT_TTL_SECONDS
+    if fresh and client.verified_secret_mac and constant_time_equals(mac, client.verified_secret_mac):
+        return client
+    limiter = rt.throttle
+    limiter.check(f"client:{client.id}")
+    ok = await rt.hash_pool.run(verify_secret, client.secret_hash, secret)
+    if not ok:
+        limiter.fail(f"client:{client.id}")
+        raise InvalidClient(basic=via_basic)
+    client.verified_secret_mac = mac
+    client.verified_at = time.monotonic()
+    return client

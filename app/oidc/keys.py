@@ -1,0 +1,171 @@
+"""Issuer signing keys: generation, encryption at rest, rotation, and the in-process key cache.
+
+Every issuer has two active keys: RS256 (ID tokens: the interoperable default every RP supports) and
+ES256 (access tokens: about three times cheaper to sign in Python, published in the same JWKS).
+Private keys are stored encrypted under AUTHPI_SECRET_KEY with the key id as associated data, so a
+ciphertext cannot be swapped between rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from joserfc.jwk import ECKey, RSAKey
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.crypto import decrypt, encrypt
+from app.core.ids import new_id, now_ms
+from app.models.issuer import Issuer
+from app.models.signing_key import SigningKey
+
+ID_TOKEN_ALG = "RS256"
+ACCESS_TOKEN_ALG = "ES256"
+SUPPORTED_ALGS = (ID_TOKEN_ALG, ACCESS_TOKEN_ALG)
+# A retired key stays published this long: longer than any token it signed lives (1 h at most).
+RETIRED_PUBLISH_MS = 2 * 3600 * 1000
+# Cached key sets are re-read at least this often, so a rotation made by another replica shows up
+# even without a notification; an unknown `kid` also forces a (rate-limited) reload.
+CACHE_TTL_SECONDS = 30.0
+
+JoseKey = RSAKey | ECKey
+
+
+def _generate(alg: str) -> JoseKey:
+    if alg == "RS256":
+        return RSAKey.generate_key(2048, auto_kid=False)
+    if alg == "ES256":
+        return ECKey.generate_key("P-256", auto_kid=False)
+    raise ValueError(f"unsupported signing algorithm {alg}")
+
+
+def _public_jwk(key: JoseKey, kid: str, alg: str) -> dict[str, Any]:
+    jwk = dict(key.as_dict(private=False))
+    jwk.update({"kid": kid, "alg": alg, "use": "sig"})
+    return jwk
+
+
+async def create_signing_key(session: AsyncSession, server_key: str, issuer: Issuer, alg: str
+                             ) -> SigningKey:
+    # RSA generation takes ~50-100 ms: keep it off the event loop.
+    key = await asyncio.to_thread(_generate, alg)
+    kid = new_id("sk")
+    pem = key.as_pem(private=True)
+    row = SigningKey(
+        id=kid, account_id=issuer.account_id, issuer_id=issuer.id, alg=alg,
+        public_jwk=_public_jwk(key, kid, alg),
+        private_key_encrypted=encrypt(server_key, pem, kid.encode()),
+        status="active", created_at=now_ms())
+    session.add(row)
+    return row
+
+
+async def create_issuer_keys(session: AsyncSession, server_key: str, issuer: Issuer) -> list[SigningKey]:
+    return [await create_signing_key(session, server_key, issuer, alg) for alg in SUPPORTED_ALGS]
+
+
+async def rotate_keys(session: AsyncSession, server_key: str, issuer: Issuer) -> list[SigningKey]:
+    """New active keys; the old ones retire but stay published until their tokens have expired."""
+    now = now_ms()
+    await session.execute(
+        update(SigningKey)
+        .where(SigningKey.issuer_id == issuer.id, SigningKey.account_id == issuer.account_id,
+               SigningKey.status == "active")
+        .values(status="retired", publish_until=now + RETIRED_PUBLISH_MS, updated_at=now))
+    keys = await create_issuer_keys(session, server_key, issuer)
+    await session.flush()
+    return keys
+
+
+@dataclass
+class KeySet:
+    """One issuer's keys, ready to sign and verify, and its pre-rendered JWKS."""
+
+    issuer_id: str
+    account_id: str
+    signers: dict[str, tuple[str, JoseKey]]  # alg -> (kid, private key)
+    verifiers: dict[str, tuple[str, JoseKey]]  # kid -> (alg, public key)
+    jwks_body: bytes
+    discovery_body: bytes
+    issuer_url: str
+    loaded_at: float = field(default_factory=time.monotonic)
+
+
+def _load_private(server_key: str, row: SigningKey) -> JoseKey:
+    pem = decrypt(server_key, row.private_key_encrypted, row.id.encode())
+    if row.alg == "RS256":
+        return RSAKey.import_key(pem)
+    return ECKey.import_key(pem)
+
+
+class KeyStore:
+    """Per-process cache of issuers' key sets (signing needs no database round trip)."""
+
+    def __init__(self, server_key: str, public_url: str) -> None:
+        self.server_key = server_key
+        self.public_url = public_url
+        self._sets: dict[str, KeySet | None] = {}
+        self._loaded: dict[str, float] = {}
+
+    def invalidate(self, issuer_id: str | None = None) -> None:
+        if issuer_id is None:
+            self._sets.clear()
+        else:
+            self._sets.pop(issuer_id, None)
+
+    async def get(self, session_factory: Any, issuer_id: str) -> KeySet | None:
+        """The issuer's key set, or None when the issuer does not exist or does not serve."""
+        if issuer_id in self._sets:
+            cached = self._sets[issuer_id]
+            # Unknown issuers are remembered briefly too, so probing ids cannot hammer the database.
+            ttl = CACHE_TTL_SECONDS if cached is not None else 5.0
+            if time.monotonic() - self._loaded.get(issuer_id, 0.0) < ttl:
+                return cached
+        async with session_factory() as session:
+            loaded = await self._load(session, issuer_id)
+        if len(self._sets) > 10_000:
+            self._sets.clear()
+        self._sets[issuer_id] = loaded
+        self._loaded[issuer_id] = time.monotonic()
+        return loaded
+
+    async def reload_for_kid(self, session_factory: Any, issuer_id: str) -> KeySet | None:
+        """An unknown `kid` may be a key another replica just created: reload, at most every 5 s."""
+        if time.monotonic() - self._loaded.get(issuer_id, 0.0) < 5.0:
+            return self._sets.get(issuer_id)
+        self._sets.pop(issuer_id, None)
+        return await self.get(session_factory, issuer_id)
+
+    async def _load(self, session: AsyncSession, issuer_id: str) -> KeySet | None:
+        issuer = await session.scalar(select(Issuer).where(Issuer.id == issuer_id,
+                                                           Issuer.status == "active"))
+        if issuer is None:
+            return None
+        now = now_ms()
+        rows = (await session.scalars(
+            select(SigningKey).where(SigningKey.issuer_id == issuer_id,
+                                     SigningKey.account_id == issuer.account_id)
+            .order_by(SigningKey.id.desc()))).all()
+        signers: dict[str, tuple[str, JoseKey]] = {}
+        verifiers: dict[str, tuple[str, JoseKey]] = {}
+        jwks = []
+        for row in rows:
+            if row.status == "retired" and (row.publish_until or 0) <= now:
+                continue
+            private = await asyncio.to_thread(_load_private, self.server_key, row)
+            verifiers[row.id] = (row.alg, private)
+            jwks.append(row.public_jwk)
+            if row.status == "active" and row.alg not in signers:
+                signers[row.alg] = (row.id, private)
+        from app.oidc.endpoints.discovery import discovery_document
+
+        body = json.dumps({"keys": jwks}, separators=(",", ":")).encode()
+        issuer_url = f"{self.public_url}/{issuer_id}"
+        discovery = json.dumps(discovery_document(issuer_url, issuer.available_scopes or [])).encode()
+        return KeySet(issuer_id=issuer_id, account_id=issuer.account_id, signers=signers,
+                      verifiers=verifiers, jwks_body=body, discovery_body=discovery,
+                      issuer_url=issuer_url)
