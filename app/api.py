@@ -8,11 +8,11 @@ from app.account.endpoints import router as account_router
 from app.api_key.endpoints import router as api_key_router
 from app.client.endpoints import router as client_router
 from app.events.endpoints import router as events_router
-from app.session.endpoints import router as session_router
-from app.issuer.endpoints import router as issuer_router
 from app.group.endpoints import router as group_router
+from app.issuer.endpoints import router as issuer_router
 from app.membership.endpoints import router as membership_router
 from app.organization.endpoints import router as organization_router
+from app.session.endpoints import router as session_router
 from app.user.endpoints import router as user_router
 
 api_router = APIRouter(prefix="/v1")
