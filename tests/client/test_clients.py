@@ -35,13 +35,15 @@ class TestCreateClient:
     async def test_quickstart_body(self, admin: AuthPIAdmin, issuer, pg) -> None:
         created = await admin.issuer(issuer.id).clients.create(QUICKSTART_CLIENT)
         assert created.id.startswith("c_")
-        assert created.secret and len(created.secret) >= 40
+        assert created.secret
+        assert len(created.secret) >= 40
         assert created.settings["openid"]["redirect_uris"] == ["http://localhost:3000/api/auth/callback"]
         row = await pg.fetchrow("SELECT secret_hash FROM clients WHERE id = $1", created.id)
         assert row["secret_hash"].startswith("$argon2id$")
         assert created.secret not in row["secret_hash"]
         events = (await admin.events.list(event_types="client.created")).data
-        assert len(events) == 1 and created.secret not in str(events[0].model_dump())
+        assert len(events) == 1
+        assert created.secret not in str(events[0].model_dump())
 
     async def test_public_client_has_no_secret(self, admin: AuthPIAdmin, issuer) -> None:
         created = await admin.issuer(issuer.id).clients.create({
@@ -80,8 +82,10 @@ class TestListClients:
         page = await admin.issuer(issuer.id).clients.list()
         assert [c.id for c in page.data] == [svc.id, web.id]
         item = page.data[1]
-        assert item.protocol == "oidc" and item.application_type == "web"
-        assert item.redirect_uri_count == 1 and item.scopes == ["openid", "profile"]
+        assert item.protocol == "oidc"
+        assert item.application_type == "web"
+        assert item.redirect_uri_count == 1
+        assert item.scopes == ["openid", "profile"]
         only = await admin.issuer(issuer.id).clients.list(application_type="service")
         assert [c.id for c in only.data] == [svc.id]
         assert [c.id for c in (await admin.issuer(issuer.id).clients.list(q="acme")).data] == [web.id]
@@ -107,8 +111,8 @@ class TestUpdateClient:
         created = await admin.issuer(issuer.id).clients.create(QUICKSTART_CLIENT)
         settings = {**QUICKSTART_CLIENT["settings"]}
         settings["openid"] = {**settings["openid"], "post_logout_redirect_uris": ["http://localhost:3000/"]}
-        updated = await admin.issuer(issuer.id).clients.update(created.id, {"name": "web2", "settings": settings},
-                                                                if_match=created._etag)
+        updated = await admin.issuer(issuer.id).clients.update(
+            created.id, {"name": "web2", "settings": settings}, if_match=created._etag)
         assert updated.name == "web2"
         assert updated.settings["openid"]["post_logout_redirect_uris"] == ["http://localhost:3000/"]
         assert len((await admin.events.list(event_types="client.updated")).data) == 1
@@ -140,9 +144,11 @@ class TestRotateClientSecret:
     async def test_rotate_returns_new_secret_once(self, admin: AuthPIAdmin, issuer, pg) -> None:
         created = await admin.issuer(issuer.id).clients.create(M2M)
         rotated = await admin.issuer(issuer.id).clients.rotate_secret(created.id)
-        assert rotated.secret and rotated.secret != created.secret
+        assert rotated.secret
+        assert rotated.secret != created.secret
         events = (await admin.events.list(event_types="client.secret.rotated")).data
-        assert len(events) == 1 and rotated.secret not in str(events[0].model_dump())
+        assert len(events) == 1
+        assert rotated.secret not in str(events[0].model_dump())
 
     async def test_public_client_cannot_rotate(self, admin: AuthPIAdmin, issuer) -> None:
         created = await admin.issuer(issuer.id).clients.create({

@@ -11,8 +11,8 @@ from tests.conftest import AccountCredentials, count_rows
 
 
 class TestCreateIssuer:
-    async def test_quickstart_body_creates_issuer_and_keys(self, admin: AuthPIAdmin, account: AccountCredentials,
-                                                          pg) -> None:
+    async def test_quickstart_body_creates_issuer_and_keys(self, admin: AuthPIAdmin, pg,
+                                                           account: AccountCredentials) -> None:
         issuer = await admin.issuers.create({"name": "acme-prod"})
         assert issuer.id.startswith("i_")
         assert issuer.account_id == account.account_id
@@ -27,7 +27,8 @@ class TestCreateIssuer:
         page = await admin.events.list(event_types="issuer.created")
         assert [e.type for e in page.data] == ["issuer.created"]
 
-    async def test_discovery_and_jwks_answer_at_once(self, admin: AuthPIAdmin, client: httpx.AsyncClient) -> None:
+    async def test_discovery_and_jwks_answer_at_once(self, admin: AuthPIAdmin,
+                                                     client: httpx.AsyncClient) -> None:
         issuer = await admin.issuers.create({"name": "acme-prod"})
         disc = await client.get(f"/{issuer.id}/.well-known/openid-configuration")
         assert disc.status_code == 200
@@ -89,7 +90,8 @@ class TestListIssuers:
     async def test_pagination(self, admin: AuthPIAdmin) -> None:
         ids = [(await admin.issuers.create({"name": f"n{i}"})).id for i in range(3)]
         first = await admin.issuers.list(limit=2)
-        assert first.has_more and first.next_cursor
+        assert first.has_more
+        assert first.next_cursor
         second = await admin.issuers.list(limit=2, cursor=first.next_cursor)
         assert [i.id for i in first.data + second.data] == list(reversed(ids))
 
@@ -111,7 +113,8 @@ class TestUpdateIssuer:
         issuer = await admin.issuers.create({"name": "x"})
         updated = await admin.issuers.update(issuer.id, {"name": "y", "metadata": {"k": "v"},
                                                          "available_scopes": ["a:read"]})
-        assert updated.name == "y" and updated.metadata.model_dump() == {"k": "v"}
+        assert updated.name == "y"
+        assert updated.metadata.model_dump() == {"k": "v"}
         assert updated.updated_at
         page = await admin.events.list(event_types="issuer.updated")
         assert len(page.data) == 1
@@ -162,7 +165,8 @@ class TestIssuerIsolation:
         assert issuer.id not in [i.id for i in (await other_admin.issuers.list()).data]
         assert (await admin.issuers.get(issuer.id)).name == "mine"
 
-    async def test_path_account_of_another_tenant(self, client: httpx.AsyncClient, account: AccountCredentials,
+    async def test_path_account_of_another_tenant(self, client: httpx.AsyncClient,
+                                                  account: AccountCredentials,
                                                   other_account: AccountCredentials) -> None:
         r = await client.get(f"/v1/accounts/{other_account.account_id}/issuers", auth=account.basic)
         assert r.status_code == 404
