@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     auth_fail_limit: int = 20
     auth_fail_window_seconds: int = 60
     argon2_workers: int = 2
+    # argon2 verifications queued or running at once; beyond it a cold verification gets 429 at once.
+    argon2_max_pending: int = 16
+    # asyncpg connections of the hot path (cold key lookups, metered event batches).
+    hot_path_pool_size: int = 4
     webhooks_allow_private: bool = False
     # Run the webhook relay inside `authpi serve` (set false when running `authpi worker` apart).
     webhooks_relay_enabled: bool = True

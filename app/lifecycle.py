@@ -7,6 +7,9 @@ from fastapi import FastAPI
 
 async def startup(app: FastAPI) -> None:
     """Start the per-process services: key cache listener, event batcher, webhook relay."""
+    from app.api_key.lifecycle import start_hot_path
+
+    await start_hot_path(app)
     from app.oidc.lifecycle import start_oidc
 
     await start_oidc(app)
@@ -17,3 +20,7 @@ async def shutdown(app: FastAPI) -> None:
     from app.oidc.lifecycle import stop_oidc
 
     await stop_oidc(app)
+
+    from app.api_key.lifecycle import stop_hot_path
+
+    await stop_hot_path(app)

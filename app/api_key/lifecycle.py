@@ -1,0 +1,40 @@
+"""Start and stop the hot path's per-process services: the lookup pool, the metered event batcher
+and the verified-key cache with its invalidation listener."""
+
+from __future__ import annotations
+
+import asyncpg
+from fastapi import FastAPI
+
+from app.api_key.verification import KeyVerifier
+from app.core.db import to_asyncpg_dsn
+from app.events.batcher import EventBatcher
+
+
+async def start_hot_path(app: FastAPI) -> None:
+    settings = app.state.settings
+    # A plain asyncpg pool: the cold-path lookup and the batch COPYs skip the ORM's overhead.
+    pool = await asyncpg.create_pool(
+        to_asyncpg_dsn(app.state.database_url), min_size=1, max_size=settings.hot_path_pool_size,
+        server_settings={"application_name": "authpi-hot-path"})
+    app.state.hot_pool = pool
+    batcher = EventBatcher(pool)
+    batcher.start()
+    app.state.event_batcher = batcher
+    verifier = KeyVerifier(settings, app.state.database_url)
+    verifier.events = batcher
+    await verifier.start(pool)
+    app.state.key_verifier = verifier
+
+
+async def stop_hot_path(app: FastAPI) -> None:
+    verifier: KeyVerifier | None = getattr(app.state, "key_verifier", None)
+    batcher: EventBatcher | None = getattr(app.state, "event_batcher", None)
+    pool: asyncpg.Pool | None = getattr(app.state, "hot_pool", None)
+    if verifier is not None:
+        await verifier.stop()
+    if batcher is not None:
+        # Every acknowledged verification is written before the pool closes.
+        await batcher.shutdown()
+    if pool is not None:
+        await pool.close()
