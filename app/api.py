@@ -14,6 +14,7 @@ from app.membership.endpoints import router as membership_router
 from app.organization.endpoints import router as organization_router
 from app.session.endpoints import router as session_router
 from app.user.endpoints import router as user_router
+from app.webhooks.endpoints import router as webhooks_router
 
 api_router = APIRouter(prefix="/v1")
 for router in (
@@ -27,5 +28,6 @@ for router in (
     membership_router,
     group_router,
     user_router,
+    webhooks_router,
 ):
     api_router.include_router(router)

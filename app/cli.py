@@ -72,6 +72,26 @@ def serve(
                 workers=1 if workers <= 1 else None, access_log=False)
 
 
+@cli.command()
+def worker() -> None:
+    """Run the webhook relay alone (no HTTP); any number of workers and servers may share a database."""
+    import signal
+
+    settings = get_settings()
+    url = _prepare(settings)
+    from app.webhooks.relay import run_worker
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        _say("authpi: webhook relay worker running (SIGTERM to stop)")
+        await run_worker(settings, url, stop)
+
+    asyncio.run(run())
+
+
 @account_cli.command("create")
 def account_create(name: str = typer.Option(..., "--name", help="Account name")) -> None:
     """Create an account and its first account API key; prints shell exports (secret shown once)."""

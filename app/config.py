@@ -39,6 +39,14 @@ class Settings(BaseSettings):
     webhooks_allow_private: bool = False
     # Run the webhook relay inside `authpi serve` (set false when running `authpi worker` apart).
     webhooks_relay_enabled: bool = True
+    # Webhook delivery: per-attempt HTTP timeout; relay batches run in parallel (one DB connection each)
+    # of up to batch_size deliveries; a poll backs up LISTEN/NOTIFY and wakes for due retries.
+    webhooks_timeout_seconds: float = 10.0
+    webhooks_relay_concurrency: int = 4
+    webhooks_relay_batch_size: int = 50
+    webhooks_poll_interval_seconds: float = 2.0
+    # After a secret rotation the old secret keeps signing alongside the new one this long.
+    webhooks_secret_grace_seconds: int = 86_400
     max_body_bytes: int = 1_048_576
     trust_proxy_headers: bool = False
 

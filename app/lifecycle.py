@@ -13,10 +13,16 @@ async def startup(app: FastAPI) -> None:
     from app.oidc.lifecycle import start_oidc
 
     await start_oidc(app)
+    from app.webhooks.lifecycle import start_webhooks
+
+    await start_webhooks(app)
 
 
 async def shutdown(app: FastAPI) -> None:
     """Stop them, flushing whatever was acknowledged (batched events) before the pool closes."""
+    from app.webhooks.lifecycle import stop_webhooks
+
+    await stop_webhooks(app)
     from app.oidc.lifecycle import stop_oidc
 
     await stop_oidc(app)

@@ -1,0 +1,31 @@
+"""Start/stop the webhook machinery with the app: the shared sender always (redelivery uses it),
+the relay only when AUTHPI_WEBHOOKS_RELAY_ENABLED (`authpi worker` can run it apart)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from app.webhooks.delivery import Sender
+from app.webhooks.relay import Relay
+
+
+async def start_webhooks(app: FastAPI) -> None:
+    settings = app.state.settings
+    app.state.webhook_sender = Sender(timeout_seconds=settings.webhooks_timeout_seconds,
+                                      allow_private=settings.webhooks_allow_private)
+    app.state.webhook_relay = None
+    if settings.webhooks_relay_enabled:
+        relay = Relay(app.state.db, settings, app.state.secret_key, sender=app.state.webhook_sender)
+        await relay.start()
+        app.state.webhook_relay = relay
+
+
+async def stop_webhooks(app: FastAPI) -> None:
+    relay = getattr(app.state, "webhook_relay", None)
+    if relay is not None:
+        await relay.stop()
+        app.state.webhook_relay = None
+    sender = getattr(app.state, "webhook_sender", None)
+    if sender is not None:
+        await sender.aclose()
+        app.state.webhook_sender = None

@@ -1,0 +1,235 @@
+"""The webhook relay: claims due deliveries with FOR UPDATE SKIP LOCKED, sends them, records attempts.
+
+Why the row lock is the claim: a batch's transaction stays open while its requests are in flight,
+holding the lock on each delivery. Any number of relays (processes or tasks) skip those rows, so each
+(event, endpoint) pair is sent once per attempt. If a process dies (SIGKILL) its connection goes, the
+locks go with it, and the uncommitted deliveries are simply pending again: at least once, with the
+same webhook-id on the repeat, and no lease to wait out.
+
+Order per subject: a delivery is claimable only when no earlier pending delivery of the same
+(endpoint, subject) exists, so one subject's events reach an endpoint one at a time, in event order,
+across every relay; different subjects and endpoints go in parallel.
+
+Wake-up: the events trigger NOTIFYs `authpi_webhooks` on commit; the relay LISTENs on its own
+connection. A poll (and the time of the next scheduled retry) backs it up, so a lost notification or
+listener connection delays a delivery, never loses it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from typing import Any
+
+import asyncpg
+from sqlalchemy import exists, func, select, update
+from sqlalchemy.orm import aliased
+
+from app.config import Settings
+from app.core.db import Database, to_asyncpg_dsn
+from app.models.event import Event
+from app.models.webhook import Webhook
+from app.models.webhook_delivery import WebhookDelivery
+from app.webhooks.delivery import AttemptResult, Sender, attempt
+from app.webhooks.schemas import RetryPolicy, policy_with_defaults
+from app.webhooks.service import CHANNEL, apply_result, record_health
+
+log = logging.getLogger("authpi.webhooks")
+
+
+def claim_statement(limit: int) -> Any:
+    earlier = aliased(WebhookDelivery)
+    blocked = exists().where(
+        earlier.webhook_id == WebhookDelivery.webhook_id,
+        earlier.ordering_key == WebhookDelivery.ordering_key,
+        earlier.status == "pending",
+        earlier.event_id < WebhookDelivery.event_id,
+    )
+    return (
+        select(WebhookDelivery)
+        .join(Webhook, Webhook.id == WebhookDelivery.webhook_id)
+        .where(WebhookDelivery.status == "pending",
+               WebhookDelivery.next_attempt_at <= func.authpi_webhooks_now_ms(),
+               Webhook.status == "active",
+               ~blocked)
+        .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.event_id)
+        .limit(limit)
+        .with_for_update(of=WebhookDelivery, skip_locked=True)
+    )
+
+
+class Relay:
+    def __init__(self, db: Database, settings: Settings, server_key: str, sender: Sender | None = None
+                 ) -> None:
+        self.db = db
+        self.settings = settings
+        self.server_key = server_key
+        self.sender = sender or Sender(timeout_seconds=settings.webhooks_timeout_seconds,
+                                       allow_private=settings.webhooks_allow_private)
+        self._own_sender = sender is None
+        self._wakes: list[asyncio.Event] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+        self.delivered = 0  # attempts made by this process (for logs and benchmarks)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        concurrency = max(1, self.settings.webhooks_relay_concurrency)
+        self._wakes = [asyncio.Event() for _ in range(concurrency)]
+        self._tasks = [asyncio.create_task(self._worker(w), name=f"webhook-relay-{i}")
+                       for i, w in enumerate(self._wakes)]
+        self._tasks.append(asyncio.create_task(self._listen(), name="webhook-relay-listener"))
+        log.info("webhook relay started (%d workers)", concurrency)
+
+    async def stop(self) -> None:
+        """Let in-flight batches finish (bounded by the attempt timeout), then stop."""
+        self._stopping = True
+        self.wake()
+        workers, listener = self._tasks[:-1], self._tasks[-1:]
+        for task in listener:
+            task.cancel()
+        if workers:
+            _, pending = await asyncio.wait(workers, timeout=self.settings.webhooks_timeout_seconds + 2)
+            for task in pending:
+                task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        if self._own_sender:
+            await self.sender.aclose()
+
+    def wake(self) -> None:
+        for event in self._wakes:
+            event.set()
+
+    # -- the listener --------------------------------------------------------------------------
+    async def _listen(self) -> None:
+        dsn = to_asyncpg_dsn(self.db.url)
+        while not self._stopping:
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await asyncpg.connect(dsn, server_settings={"application_name": "authpi-relay"})
+                lost = asyncio.Event()
+                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
+                await conn.add_listener(CHANNEL, lambda *_: self.wake())
+                self.wake()  # whatever was notified while we were not listening
+                while not lost.is_set() and not conn.is_closed():
+                    try:
+                        await asyncio.wait_for(lost.wait(), timeout=5)
+                    except TimeoutError:
+                        await conn.execute("SELECT 1")  # notices a silently dropped connection
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - reconnect on any failure, the poll covers the gap
+                log.warning("webhook relay listener: %s; reconnecting", type(exc).__name__)
+            finally:
+                if conn is not None and not conn.is_closed():
+                    await conn.close(timeout=2)
+            await asyncio.sleep(1)
+
+    # -- the workers -------------------------------------------------------------------------
+    async def _worker(self, wake: asyncio.Event) -> None:
+        while not self._stopping:
+            wake.clear()
+            try:
+                claimed = await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - a bad batch must not stop the relay
+                log.exception("webhook relay batch failed")
+                claimed = 0
+                await asyncio.sleep(1)
+            if claimed or self._stopping:
+                continue
+            try:
+                timeout = await self._idle_timeout()
+            except Exception:  # noqa: BLE001
+                timeout = self.settings.webhooks_poll_interval_seconds
+            try:
+                await asyncio.wait_for(wake.wait(), timeout=timeout)
+            except TimeoutError:
+                pass
+
+    async def _idle_timeout(self) -> float:
+        """Sleep until the next scheduled retry, or the poll interval, whichever comes first."""
+        poll = self.settings.webhooks_poll_interval_seconds
+        async with self.db.sessionmaker() as session:
+            row = (await session.execute(
+                select(func.min(WebhookDelivery.next_attempt_at) - func.authpi_webhooks_now_ms())
+                .join(Webhook, Webhook.id == WebhookDelivery.webhook_id)
+                .where(WebhookDelivery.status == "pending", Webhook.status == "active",
+                       WebhookDelivery.next_attempt_at > func.authpi_webhooks_now_ms()))).scalar()
+        if row is None:
+            return poll
+        return max(0.005, min(poll, row / 1000.0))
+
+    async def run_once(self) -> int:
+        """Claim one batch, send it, record it. Returns how many deliveries were attempted."""
+        health: dict[str, list[tuple[float, AttemptResult]]] = defaultdict(list)
+        async with self.db.unit_of_work() as session:
+            deliveries = list((await session.scalars(
+                claim_statement(self.settings.webhooks_relay_batch_size))).all())
+            if not deliveries:
+                return 0
+            webhook_ids = {d.webhook_id for d in deliveries}
+            webhooks = {w.id: w for w in (await session.scalars(
+                select(Webhook).where(Webhook.id.in_(webhook_ids)))).all()}
+            events = {e.id: e for e in (await session.scalars(
+                select(Event).where(Event.id.in_({d.event_id for d in deliveries})))).all()}
+
+            async def one(delivery: WebhookDelivery) -> tuple[WebhookDelivery, AttemptResult]:
+                webhook, event = webhooks[delivery.webhook_id], events[delivery.event_id]
+                if event.account_id != webhook.account_id:  # never: the trigger matches on account
+                    raise RuntimeError("delivery crosses accounts")
+                result = await attempt(self.sender, webhook, event, self.server_key)
+                health[webhook.id].append((time.monotonic(), result))
+                return delivery, result
+
+            results = await asyncio.gather(*(one(d) for d in deliveries))
+            for delivery, result in results:
+                policy = policy_with_defaults(RetryPolicy, webhooks[delivery.webhook_id].retry, None)
+                session.add(apply_result(delivery, result, policy=policy, manual=False, retry_delay=None))
+            self.delivered += len(results)
+        await self._record_health(health)
+        return len(results)
+
+    async def _record_health(self, health: dict[str, list[tuple[float, AttemptResult]]]) -> None:
+        for webhook_id in sorted(health):  # one order everywhere: no lock-order deadlocks
+            outcomes = [r for _, r in sorted(health[webhook_id], key=lambda x: x[0])]
+            succeeded = any(r.ok for r in outcomes)
+            trailing: list[AttemptResult] = []
+            for result in reversed(outcomes):
+                if result.ok:
+                    break
+                trailing.append(result)
+            if not succeeded and not trailing:
+                continue
+            if succeeded and not trailing:
+                # The common case: touch (and lock) the row only when there is a count to reset.
+                async with self.db.unit_of_work() as session:
+                    await session.execute(
+                        update(Webhook)
+                        .where(Webhook.id == webhook_id,
+                               (Webhook.consecutive_failures != 0) | Webhook.failing_since.is_not(None))
+                        .values(consecutive_failures=0, failing_since=None))
+                continue
+            first_failure = min((r.started_at for r in trailing), default=None)
+            try:
+                async with self.db.unit_of_work() as session:
+                    await record_health(session, webhook_id, succeeded=succeeded,
+                                        trailing_failures=len(trailing), first_failure_at=first_failure)
+            except Exception:  # noqa: BLE001 - breaker bookkeeping must not lose deliveries
+                log.exception("webhook health update failed for %s", webhook_id)
+
+
+async def run_worker(settings: Settings, database_url: str, stop: asyncio.Event) -> None:
+    """`authpi worker`: the relay alone, until `stop` is set."""
+    db = Database(database_url, pool_size=max(2, settings.webhooks_relay_concurrency + 1))
+    relay = Relay(db, settings, settings.resolved_secret_key())
+    await relay.start()
+    try:
+        await stop.wait()
+    finally:
+        await relay.stop()
+        await db.dispose()
