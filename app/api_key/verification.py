@@ -254,6 +254,7 @@ class Argon2Gate:
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="argon2")
         self.max_pending = max(1, max_pending)
         self._pending = 0
+        self.hashes = 0
         # Concurrent checks of one credential share one hash (a burst of cold requests of a key).
         self._inflight: dict[tuple[str, bytes, str], asyncio.Future[bool]] = {}
 
@@ -270,6 +271,7 @@ class Argon2Gate:
             raise TooManyRequests(1, "Too many key verifications in progress; retry shortly")
         loop = asyncio.get_running_loop()
         self._pending += 1
+        self.hashes += 1
         future = loop.run_in_executor(self._pool, verify_secret, stored_hash, secret)
         self._inflight[token] = future
         try:
