@@ -91,10 +91,13 @@ class TestQuickstart:
             "organization.created",
             "client.created",
             "issuer.created",
+            # the SDK resolving the account id: GET /v1/me with the account key
+            "api-key.verified",
             # console onboarding (authpi account create)
             "api-key.created",
             "account.created",
         ]
+        assert page.data[0].subject["id"] == key.id
 
         # The same key through curl-style raw HTTP; a wrong secret is 401.
         async with httpx.AsyncClient(base_url=live_server.url) as http:
