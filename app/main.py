@@ -49,6 +49,9 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     app.state.secret_key = settings.resolved_secret_key()
     app.state.schema_heads = script_heads()
     app.state.verifiers = CredentialVerifiers(basic=verification.verify_basic)
+    from app.oidc.verify import verify_bearer
+
+    app.state.verifiers.bearer = verify_bearer  # issuers' JWT access tokens
 
     install_error_handlers(app)
     app.add_middleware(IdempotencyMiddleware)

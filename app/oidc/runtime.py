@@ -19,6 +19,9 @@ class OidcRuntime:
         self.clients = ClientCache()
         self.throttle = FailureThrottle(settings.auth_fail_limit, settings.auth_fail_window_seconds)
         self.hash_pool = HashPool(settings.argon2_workers)
+        # An address may fail more often than one username (users behind one NAT share it).
+        self.login_ip_throttle = FailureThrottle(settings.auth_fail_limit * 5,
+                                                 settings.auth_fail_window_seconds)
         self.listener: Any = None
 
     async def start(self) -> None:

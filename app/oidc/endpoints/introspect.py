@@ -1,0 +1,70 @@
+"""POST /{issuer}/introspect (RFC 7662), for confidential clients; the admin API's
+{I}/tokens/introspect answers with the same shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import select
+
+from app.core.ids import now_ms
+from app.models.oidc import OidcGrant, RefreshToken
+from app.oidc import tokens
+from app.oidc.client_auth import authenticate_client
+from app.oidc.endpoints.token import read_form
+from app.oidc.errors import NO_STORE, InvalidRequest, OAuthError, issuer_not_found
+from app.oidc.runtime import key_set
+from app.oidc.tokens import TokenInvalid
+from app.oidc.verify import verify_access_token
+
+router = APIRouter()
+INACTIVE: dict[str, Any] = {"active": False}
+
+
+async def introspect_token(app: Any, issuer_id: str, token: str) -> dict[str, Any]:
+    """RFC 7662 §2.2 for an access token (JWT) or a refresh token of this issuer."""
+    if token.count(".") == 2:
+        try:
+            _, claims = await verify_access_token(app, token, issuer_id)
+        except TokenInvalid:
+            return dict(INACTIVE)
+        out = {"active": True, "token_type": "access_token"}
+        for name in ("sub", "client_id", "scope", "exp", "iat", "iss", "aud", "jti", "sid", "org_id",
+                     "organizations"):
+            if name in claims:
+                out[name] = claims[name]
+        out["username"] = claims.get("sub")
+        return out
+    if not token.startswith("rt_") or len(token) > 256:
+        return dict(INACTIVE)
+    async with app.state.db.sessionmaker() as session:
+        row = await session.scalar(select(RefreshToken).where(
+            RefreshToken.token_hash == tokens.token_hash(app.state.secret_key, "refresh", token)))
+        grant = await session.get(OidcGrant, row.grant_id) if row is not None else None
+    if (row is None or grant is None or grant.issuer_id != issuer_id or row.status != "active"
+            or grant.status != "active" or row.expires_at <= now_ms()):
+        return dict(INACTIVE)
+    out = {"active": True, "token_type": "refresh_token", "sub": grant.user_id, "client_id": grant.client_id,
+           "scope": grant.scope, "exp": row.expires_at // 1000, "iat": row.created_at // 1000}
+    if grant.org_id:
+        out["org_id"] = grant.org_id
+    return out
+
+
+@router.post("/{issuer_id}/introspect", include_in_schema=False)
+async def introspect(issuer_id: str, request: Request) -> Response:
+    """Is this token active, and what does it carry?"""
+    keys = await key_set(request, issuer_id)
+    if keys is None:
+        return issuer_not_found()
+    try:
+        form = await read_form(request)
+        await authenticate_client(request, issuer_id, form.as_dict(), require_confidential=True)
+        token = form.get("token")
+        if not token:
+            raise InvalidRequest("token is required")
+        return JSONResponse(await introspect_token(request.app, issuer_id, token), headers=NO_STORE)
+    except OAuthError as exc:
+        return exc.response()

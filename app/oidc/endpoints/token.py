@@ -1,0 +1,67 @@
+"""POST /{issuer}/token (RFC 6749 §3.2): authorization_code, refresh_token, client_credentials."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from app.oidc.client_auth import authenticate_client
+from app.oidc.errors import NO_STORE, InvalidRequest, OAuthError, UnsupportedGrantType, issuer_not_found
+from app.oidc.events import metered
+from app.oidc.grants import authorization_code, client_credentials, refresh_token
+from app.oidc.grants.common import Form
+from app.oidc.runtime import get_runtime, key_set
+
+router = APIRouter()
+MAX_FORM_BYTES = 64 * 1024
+
+
+async def read_form(request: Request) -> Form:
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "application/x-www-form-urlencoded":
+        raise InvalidRequest("The body must be application/x-www-form-urlencoded")
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        raise InvalidRequest("The body is too large")
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=False, strict_parsing=False,
+                          max_num_fields=100)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidRequest("The body is not a valid form") from exc
+    return Form(pairs)
+
+
+@router.post("/{issuer_id}/token", include_in_schema=False)
+async def token(issuer_id: str, request: Request) -> Response:
+    """The token endpoint."""
+    keys = await key_set(request, issuer_id)
+    if keys is None:
+        return issuer_not_found()
+    rt = get_runtime(request)
+    try:
+        form = await read_form(request)
+        grant_type = form.get("grant_type")
+        if not grant_type:
+            raise InvalidRequest("grant_type is required")
+        if grant_type not in ("authorization_code", "refresh_token", "client_credentials"):
+            raise UnsupportedGrantType(f"Unsupported grant_type {grant_type}")
+        client = await authenticate_client(request, issuer_id, form.as_dict())
+        if grant_type == "client_credentials":
+            body, claims = client_credentials.issue(keys, client, form)
+            metered(request.app, type="machine.token.issued", account_id=keys.account_id,
+                    issuer_id=issuer_id, client_id=client.id,
+                    subject={"type": "client", "id": client.id},
+                    data={"jti": claims["jti"], "scope": claims["scope"], "exp": claims["exp"]},
+                    auth={"type": "client", "client_id": client.id})
+            return JSONResponse(body, headers=NO_STORE)
+        handler = authorization_code.exchange if grant_type == "authorization_code" else refresh_token.refresh
+        async with request.app.state.db.unit_of_work() as session:
+            result = await handler(session, keys, rt.app.state.secret_key, client, form)
+        # Errors that follow a write (code marked used, family revoked) are raised after commit.
+        if isinstance(result, OAuthError):
+            raise result
+        return JSONResponse(result, headers=NO_STORE)
+    except OAuthError as exc:
+        return exc.response()

@@ -1,0 +1,52 @@
+"""GET/POST /{issuer}/userinfo (OIDC Core §5.3): always includes `organizations`."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from app.oidc.claims import load_active_user, organizations, profile_claims
+from app.oidc.errors import NO_STORE, InvalidToken
+from app.oidc.grants.common import select_org
+from app.oidc.runtime import get_runtime
+from app.oidc.tokens import TokenInvalid
+from app.oidc.verify import verify_access_token
+
+router = APIRouter()
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise InvalidToken("A Bearer access token is required")
+    return value.strip()
+
+
+@router.api_route("/{issuer_id}/userinfo", methods=["GET", "POST"], include_in_schema=False)
+async def userinfo(issuer_id: str, request: Request) -> Response:
+    """Claims about the token's subject."""
+    try:
+        token = _bearer(request)
+        try:
+            keys, claims = await verify_access_token(request.app, token, issuer_id)
+        except TokenInvalid as exc:
+            raise InvalidToken() from exc
+        sub = str(claims["sub"])
+        if not sub.startswith("usr_"):
+            # A client's own token: no user, no organizations.
+            return JSONResponse({"sub": sub, "organizations": []}, headers=NO_STORE)
+        rt = get_runtime(request)
+        async with rt.session_factory()() as session:
+            user = await load_active_user(session, keys.account_id, keys.issuer_id, sub)
+            if user is None:
+                raise InvalidToken("The user is not active")
+            orgs = await organizations(session, keys.account_id, keys.issuer_id, sub)
+        body = {"sub": sub, **profile_claims(user, set(str(claims.get("scope", "")).split())),
+                "organizations": orgs}
+        org_id = select_org(orgs, claims.get("org_id"))
+        if org_id:
+            body["org_id"] = org_id
+        return JSONResponse(body, headers=NO_STORE)
+    except InvalidToken as exc:
+        return exc.response()

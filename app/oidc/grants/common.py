@@ -1,0 +1,142 @@
+"""Shared by the grants: issuing a user token set, revoking a grant family, form helpers."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.ids import new_id, now_ms
+from app.models.oidc import OidcGrant, RefreshToken
+from app.models.user import User
+from app.oidc import tokens
+from app.oidc.claims import profile_claims
+from app.oidc.client_auth import CachedClient
+from app.oidc.errors import InvalidRequest, InvalidScope
+from app.oidc.keys import KeySet
+
+
+class Form:
+    """An x-www-form-urlencoded body: single-valued parameters, except the repeatable `resource`."""
+
+    REPEATABLE = frozenset({"resource"})
+
+    def __init__(self, pairs: list[tuple[str, str]]) -> None:
+        self.values: dict[str, str] = {}
+        self.multi: dict[str, list[str]] = {}
+        for name, value in pairs:
+            if name in self.REPEATABLE:
+                self.multi.setdefault(name, []).append(value)
+                continue
+            if name in self.values:
+                raise InvalidRequest(f"The {name} parameter is repeated")
+            self.values[name] = value
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        return self.values.get(name, default)
+
+    def getlist(self, name: str) -> list[str]:
+        return list(self.multi.get(name, []))
+
+    def as_dict(self) -> dict[str, str]:
+        return self.values
+
+
+def requested_scopes(form: Form) -> list[str] | None:
+    raw = form.get("scope")
+    if raw is None:
+        return None
+    return [s for s in raw.split(" ") if s]
+
+
+def narrow_scopes(requested: list[str] | None, granted: list[str]) -> list[str]:
+    if requested is None:
+        return granted
+    extra = [s for s in requested if s not in granted]
+    if extra:
+        raise InvalidScope(f"Scopes not granted: {' '.join(extra)}")
+    return [s for s in granted if s in requested]
+
+
+async def revoke_grant(session: AsyncSession, account_id: str, grant_id: str, reason: str) -> None:
+    """Revoke a whole family: the grant (its access tokens carry `gid`) and its refresh tokens."""
+    now = now_ms()
+    await session.execute(update(OidcGrant)
+                          .where(OidcGrant.id == grant_id, OidcGrant.account_id == account_id)
+                          .values(status="revoked", revoked_reason=reason, updated_at=now))
+    await session.execute(update(RefreshToken).where(RefreshToken.grant_id == grant_id,
+                                                     RefreshToken.account_id == account_id,
+                                                     RefreshToken.status == "active")
+                          .values(status="revoked"))
+
+
+@dataclass
+class IssueContext:
+    keys: KeySet
+    server_key: str
+    client: CachedClient
+    grant: OidcGrant
+    user: User
+    orgs: list[dict[str, Any]]
+
+
+def select_org(orgs: list[dict[str, Any]], org_id: str | None) -> str | None:
+    if org_id is None:
+        return None
+    return org_id if any(o.get("id") == org_id for o in orgs) else None
+
+
+async def issue_user_tokens(session: AsyncSession, ctx: IssueContext, *, nonce: str | None,
+                            with_refresh: bool, resources: list[str], scope: str | None = None
+                            ) -> tuple[dict[str, Any], str | None]:
+    """The token response for a user grant; also returns the new refresh token's id (if any)."""
+    now = int(time.time())
+    grant, client, user = ctx.grant, ctx.client, ctx.user
+    scope = scope if scope is not None else grant.scope
+    scopes = scope.split()
+    scope_set = set(scopes)
+    ttl = client.access_token_ttl or tokens.ACCESS_TOKEN_TTL
+    access_claims: dict[str, Any] = {
+        "iss": ctx.keys.issuer_url, "sub": user.id,
+        "aud": resources[0] if len(resources) == 1 else (resources or client.id),
+        "client_id": client.id, "iat": now, "exp": now + ttl, "jti": tokens.new_jti(),
+        "scope": scope, "gid": grant.id, "auth_time": grant.auth_time,
+        "organizations": ctx.orgs, "dat": {"type": "identity"},
+    }
+    if grant.session_id:
+        access_claims["sid"] = grant.session_id
+    if grant.org_id:
+        access_claims["org_id"] = grant.org_id
+    body: dict[str, Any] = {
+        "access_token": tokens.sign_access_token(ctx.keys, access_claims),
+        "token_type": "Bearer",
+        "expires_in": ttl,
+        "scope": scope,
+    }
+    if "openid" in scope_set:
+        id_claims: dict[str, Any] = {
+            "iss": ctx.keys.issuer_url, "sub": user.id, "aud": client.id, "iat": now,
+            "exp": now + tokens.ID_TOKEN_TTL, "auth_time": grant.auth_time,
+            "organizations": ctx.orgs,
+        }
+        if nonce is not None:
+            id_claims["nonce"] = nonce
+        if grant.session_id:
+            id_claims["sid"] = grant.session_id
+        if grant.org_id:
+            id_claims["org_id"] = grant.org_id
+        id_claims.update(profile_claims(user, scope_set))
+        body["id_token"] = tokens.sign_id_token(ctx.keys, id_claims)
+    refresh_id = None
+    if with_refresh:
+        raw = tokens.opaque_token("rt")
+        refresh_id = new_id("rt")
+        ttl_refresh = client.refresh_token_ttl or tokens.REFRESH_TOKEN_TTL
+        session.add(RefreshToken(id=refresh_id, token_hash=tokens.token_hash(ctx.server_key, "refresh", raw),
+                                 account_id=grant.account_id, grant_id=grant.id, status="active",
+                                 created_at=now_ms(), expires_at=now_ms() + ttl_refresh * 1000))
+        body["refresh_token"] = raw
+    return body, refresh_id

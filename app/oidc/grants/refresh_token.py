@@ -1,0 +1,96 @@
+"""refresh_token grant (RFC 6749 §6) with rotation: every refresh returns a new refresh token, and
+presenting a rotated one again (reuse: a stolen copy or a replay) revokes the whole family."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.ids import now_ms
+from app.events.service import record
+from app.models.oidc import LoginSession, OidcGrant, RefreshToken
+from app.oidc import tokens
+from app.oidc.claims import load_active_user, organizations
+from app.oidc.client_auth import CachedClient
+from app.oidc.errors import InvalidGrant, InvalidRequest, InvalidTarget, OAuthError, UnauthorizedClient
+from app.oidc.grants.common import (
+    Form,
+    IssueContext,
+    issue_user_tokens,
+    narrow_scopes,
+    requested_scopes,
+    revoke_grant,
+    select_org,
+)
+from app.oidc.keys import KeySet
+
+
+async def refresh(session: AsyncSession, keys: KeySet, server_key: str, client: CachedClient, form: Form
+                  ) -> dict[str, Any] | OAuthError:
+    if "refresh_token" not in client.grant_types:
+        raise UnauthorizedClient("This client may not use the refresh_token grant")
+    raw = form.get("refresh_token")
+    if not raw or len(raw) > 256:
+        raise InvalidRequest("refresh_token is required")
+    row = await session.scalar(
+        select(RefreshToken)
+        .where(RefreshToken.token_hash == tokens.token_hash(server_key, "refresh", raw))
+        .with_for_update())
+    if row is None:
+        raise InvalidGrant("The refresh token is invalid")
+    grant = await session.scalar(select(OidcGrant).where(OidcGrant.id == row.grant_id,
+                                                         OidcGrant.account_id == row.account_id)
+                                 .with_for_update())
+    if grant is None or grant.issuer_id != keys.issuer_id or grant.account_id != keys.account_id:
+        raise InvalidGrant("The refresh token is invalid")
+    if grant.client_id != client.id:
+        raise InvalidGrant("The refresh token was issued to another client")
+    now = now_ms()
+    if row.status == "rotated":
+        await revoke_grant(session, grant.account_id, grant.id, "refresh_reuse")
+        await record(session, type="session.compromised", account_id=grant.account_id,
+                     issuer_id=grant.issuer_id, user_id=grant.user_id, client_id=client.id,
+                     subject={"type": "session", "id": grant.session_id or grant.id},
+                     data={"reason": "refresh_token_reuse", "grant_id": grant.id},
+                     auth={"type": "client", "client_id": client.id})
+        return InvalidGrant("The refresh token was already used; the grant is revoked")
+    if row.status != "active" or grant.status != "active" or row.expires_at <= now:
+        raise InvalidGrant("The refresh token is no longer valid")
+    login = await session.get(LoginSession, grant.session_id) if grant.session_id else None
+    if grant.session_id and (login is None or login.status != "active"):
+        raise InvalidGrant("The sign-in session has ended")
+    # A refresh may narrow the resources and scopes, never widen them.
+    resources = form.getlist("resource") or list(grant.resources)
+    if any(r not in grant.resources for r in resources):
+        raise InvalidTarget("resource was not part of the grant")
+    scopes = narrow_scopes(requested_scopes(form), grant.scope.split())
+    user = await load_active_user(session, grant.account_id, grant.issuer_id, grant.user_id)
+    if user is None:
+        await revoke_grant(session, grant.account_id, grant.id, "user_inactive")
+        return InvalidGrant("The user is not active")
+    orgs = await organizations(session, grant.account_id, grant.issuer_id, user.id)
+    if grant.org_id and select_org(orgs, grant.org_id) is None:
+        await revoke_grant(session, grant.account_id, grant.id, "membership_removed")
+        return InvalidGrant("The user is no longer a member of the selected organization")
+    row.status = "rotated"
+    row.used_at = now
+    ctx = IssueContext(keys=keys, server_key=server_key, client=client, grant=grant, user=user, orgs=orgs)
+    # A narrowed scope applies to this response only; the family keeps what was granted.
+    body, _ = await issue_user_tokens(session, ctx, nonce=None, with_refresh=True, resources=resources,
+                                      scope=" ".join(scopes))
+    grant.updated_at = now
+    if login is not None:
+        login.refresh_count = (login.refresh_count or 0) + 1
+        login.refresh_token_issued_at = now
+        login.access_token_issued_at = now
+        login.last_activity_at = now
+        login.updated_at = now
+    await record(session, type="session.token-refreshed", account_id=grant.account_id,
+                 issuer_id=grant.issuer_id, user_id=grant.user_id, client_id=client.id,
+                 subject={"type": "session", "id": grant.session_id or grant.id},
+                 data={"grant_id": grant.id, "scope": " ".join(scopes)},
+                 auth={"type": "client", "client_id": client.id})
+    await session.flush()
+    return body

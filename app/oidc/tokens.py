@@ -1,0 +1,111 @@
+"""Minting and verifying JWTs: access tokens (RFC 9068, ES256) and ID tokens (RS256).
+
+Verification is strict: the header's `alg` must be the one the `kid`'s key was made for (so `none`
+and HS256-with-the-public-key never verify), the issuer must be the one asked, and `exp` is enforced.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from joserfc import jwt
+from joserfc.errors import JoseError
+
+from app.core.crypto import hmac_sha256
+from app.oidc.keys import ACCESS_TOKEN_ALG, ID_TOKEN_ALG, KeySet
+
+ACCESS_TOKEN_TTL = 3600
+CLIENT_TOKEN_TTL = 3600
+ID_TOKEN_TTL = 3600
+REFRESH_TOKEN_TTL = 30 * 86400
+CODE_TTL_MS = 60_000
+LEEWAY = 30
+
+
+def new_jti() -> str:
+    return secrets.token_urlsafe(18)[:24]
+
+
+def opaque_token(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_urlsafe(32)}"
+
+
+def token_hash(server_key: str, kind: str, token: str) -> str:
+    return hmac_sha256(server_key, f"{kind}:{token}")
+
+
+def sign_access_token(keys: KeySet, claims: dict[str, Any]) -> str:
+    kid, key = keys.signers[ACCESS_TOKEN_ALG]
+    return jwt.encode({"alg": ACCESS_TOKEN_ALG, "typ": "at+jwt", "kid": kid}, claims, key)
+
+
+def sign_id_token(keys: KeySet, claims: dict[str, Any]) -> str:
+    kid, key = keys.signers[ID_TOKEN_ALG]
+    return jwt.encode({"alg": ID_TOKEN_ALG, "typ": "JWT", "kid": kid}, claims, key)
+
+
+class TokenInvalid(Exception):
+    pass
+
+
+def _b64json(part: str) -> dict[str, Any]:
+    try:
+        raw = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+        value = json.loads(raw)
+    except (ValueError, json.JSONDecodeError) as exc:
+        raise TokenInvalid("malformed token") from exc
+    if not isinstance(value, dict):
+        raise TokenInvalid("malformed token")
+    return value
+
+
+def peek(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Header and payload without any check: only to find which issuer's keys to verify with."""
+    parts = token.split(".")
+    if len(parts) != 3 or len(token) > 8192:
+        raise TokenInvalid("not a JWT")
+    return _b64json(parts[0]), _b64json(parts[1])
+
+
+def issuer_id_from_iss(iss: Any, public_url: str) -> str | None:
+    if not isinstance(iss, str) or not iss.startswith(public_url + "/"):
+        return None
+    rest = iss[len(public_url) + 1:]
+    return rest if rest.startswith("i_") and "/" not in rest else None
+
+
+@dataclass
+class VerifiedToken:
+    header: dict[str, Any]
+    claims: dict[str, Any]
+
+
+def verify_jwt(token: str, keys: KeySet, *, typ: str | None, allow_expired: bool = False) -> VerifiedToken:
+    header, _ = peek(token)
+    kid = header.get("kid")
+    entry = keys.verifiers.get(kid) if isinstance(kid, str) else None
+    if entry is None:
+        raise TokenInvalid("unknown key")
+    alg, key = entry
+    if header.get("alg") != alg:
+        raise TokenInvalid("unexpected algorithm")
+    if typ is not None and str(header.get("typ", "")).lower() not in (typ, f"application/{typ}"):
+        raise TokenInvalid("unexpected token type")
+    try:
+        decoded = jwt.decode(token, key, algorithms=[alg])
+    except (JoseError, ValueError) as exc:
+        raise TokenInvalid("bad signature") from exc
+    claims = dict(decoded.claims)
+    if claims.get("iss") != keys.issuer_url:
+        raise TokenInvalid("wrong issuer")
+    exp = claims.get("exp")
+    if not isinstance(exp, int):
+        raise TokenInvalid("no expiry")
+    if not allow_expired and exp + LEEWAY < time.time():
+        raise TokenInvalid("expired")
+    return VerifiedToken(header=dict(decoded.header), claims=claims)
