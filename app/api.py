@@ -9,6 +9,7 @@ from app.api_key.endpoints import router as api_key_router
 from app.client.endpoints import router as client_router
 from app.events.endpoints import router as events_router
 from app.group.endpoints import router as group_router
+from app.invitation.endpoints import router as invitation_router
 from app.issuer.endpoints import router as issuer_router
 from app.membership.endpoints import router as membership_router
 from app.organization.endpoints import router as organization_router
@@ -21,6 +22,7 @@ for router in (
     api_key_router,  # first: GET /v1/me is the hot path
     account_router,
     events_router,
+    invitation_router,
     issuer_router,
     client_router,
     session_router,

@@ -34,14 +34,14 @@ async def _event(session: AsyncSession, m: Membership, type: str, auth: Principa
                  data=data, auth=auth)
 
 
-async def _check_groups(session: AsyncSession, org: Organization, groups: list[str]) -> None:
+async def check_groups(session: AsyncSession, org: Organization, groups: list[str]) -> None:
     missing = [g for g in groups if g not in await existing_group_ids(session, org, groups)]
     if missing:
         raise ValidationFailed(f"Unknown groups in this organization: {', '.join(missing[:5])}",
                                field="groups", code="not_found")
 
 
-def _require_grant(scopes: list[str], groups: list[str]) -> None:
+def require_grant(scopes: list[str], groups: list[str]) -> None:
     if not scopes and not groups:
         raise ValidationFailed("A membership must hold at least one scope or group (deny-by-default)",
                                field="scopes", code="required")
@@ -69,9 +69,9 @@ async def create_membership(session: AsyncSession, org: Organization, body: Memb
     if user_ok is None:
         raise ValidationFailed("No such user in this issuer", field="member_id", code="not_found")
     scopes = list(org.default_member_scopes) if body.scopes is None else body.scopes
-    _require_grant(scopes, body.groups)
+    require_grant(scopes, body.groups)
     check_within_org(org, scopes)
-    await _check_groups(session, org, body.groups)
+    await check_groups(session, org, body.groups)
     existing = await session.scalar(select(Membership.id).where(
         Membership.org_id == org.id, Membership.member_id == body.member_id))
     if existing is not None:
@@ -105,9 +105,9 @@ async def update_membership(session: AsyncSession, org: Organization, m: Members
         scopes = []
     if "groups" in changes and changes["groups"] is None:
         groups = []
-    _require_grant(scopes, groups)
+    require_grant(scopes, groups)
     check_within_org(org, scopes)
-    await _check_groups(session, org, groups)
+    await check_groups(session, org, groups)
     m.scopes, m.groups = scopes, groups
     if "user_title" in changes:
         m.user_title = changes["user_title"]

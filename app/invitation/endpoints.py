@@ -1,0 +1,132 @@
+"""Organization invitations: list, create, get, update, resend, revoke (SDK-CONTRACT §2.17)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core import envelopes
+from app.core.auth import Principal, scoped
+from app.core.etags import check_if_match
+from app.core.pagination import PageParams, page_params
+from app.core.session import db_session
+from app.invitation import service
+from app.invitation.schemas import InvitationCreate, InvitationUpdate, invitation_to_api
+from app.models.invitation import Invitation
+from app.organization.service import resolve_organization
+
+router = APIRouter(tags=["invitations"])
+
+INVITATIONS = "/accounts/{account_id}/issuers/{issuer_id}/organizations/{org_id}/invitations"
+ONE = INVITATIONS + "/{invitation_id}"
+READ = scoped("issuers.organizations", "read")
+WRITE = scoped("issuers.organizations", "write")
+
+
+def _action_result(inv: Invitation) -> dict[str, Any]:
+    """resend/revoke answer a free-form object (DICT): the invitation's state after the action."""
+    return invitation_to_api(inv)
+
+
+@router.get(INVITATIONS)
+async def list_invitations(
+    account_id: str,
+    issuer_id: str,
+    org_id: str,
+    status: str | None = Query(None, max_length=32),
+    params: PageParams = Depends(page_params),
+    _: Principal = Depends(READ),
+    session: AsyncSession = Depends(db_session),
+) -> JSONResponse:
+    """The organization's invitations, newest first."""
+    org = await resolve_organization(session, account_id, issuer_id, org_id)
+    rows, has_more, cursor = await service.list_invitations(session, org, params, status)
+    return envelopes.page([invitation_to_api(i) for i in rows], has_more=has_more,
+                          next_cursor=cursor)
+
+
+@router.post(INVITATIONS, status_code=201)
+async def create_invitation(
+    account_id: str,
+    issuer_id: str,
+    org_id: str,
+    body: InvitationCreate,
+    principal: Principal = Depends(WRITE),
+    session: AsyncSession = Depends(db_session),
+) -> JSONResponse:
+    """Invite an email address to the organization with scopes and/or groups."""
+    org = await resolve_organization(session, account_id, issuer_id, org_id)
+    inv = await service.create_invitation(session, org, body, principal)
+    return envelopes.created(invitation_to_api(inv))
+
+
+@router.get(ONE)
+async def get_invitation(
+    account_id: str,
+    issuer_id: str,
+    org_id: str,
+    invitation_id: str,
+    _: Principal = Depends(READ),
+    session: AsyncSession = Depends(db_session),
+) -> JSONResponse:
+    """One invitation."""
+    org = await resolve_organization(session, account_id, issuer_id, org_id)
+    return envelopes.obj(invitation_to_api(await service.get_invitation(session, org, invitation_id)))
+
+
+@router.patch(ONE)
+async def update_invitation(
+    account_id: str,
+    issuer_id: str,
+    org_id: str,
+    invitation_id: str,
+    body: InvitationUpdate,
+    request: Request,
+    principal: Principal = Depends(WRITE),
+    session: AsyncSession = Depends(db_session),
+) -> JSONResponse:
+    """Change a pending invitation's scopes, groups, title, message, expiry or metadata."""
+    org = await resolve_organization(session, account_id, issuer_id, org_id)
+    inv = await service.get_invitation(session, org, invitation_id, for_update=True)
+    check_if_match(request, inv.version)
+    inv = await service.update_invitation(session, org, inv, body, principal)
+    return envelopes.obj(invitation_to_api(inv))
+
+
+@router.post(ONE + "/resend")
+async def resend_invitation(
+    account_id: str,
+    issuer_id: str,
+    org_id: str,
+    invitation_id: str,
+    request: Request,
+    principal: Principal = Depends(WRITE),
+    session: AsyncSession = Depends(db_session),
+) -> JSONResponse:
+    """Send a pending invitation again and restart its validity window (no body)."""
+    org = await resolve_organization(session, account_id, issuer_id, org_id)
+    inv = await service.get_invitation(session, org, invitation_id, for_update=True)
+    check_if_match(request, inv.version)
+    inv = await service.resend_invitation(session, inv, principal)
+    return envelopes.obj(_action_result(inv))
+
+
+@router.post(ONE + "/revoke")
+async def revoke_invitation(
+    account_id: str,
+    issuer_id: str,
+    org_id: str,
+    invitation_id: str,
+    request: Request,
+    principal: Principal = Depends(WRITE),
+    session: AsyncSession = Depends(db_session),
+) -> JSONResponse:
+    """Revoke a pending invitation (no body)."""
+    org = await resolve_organization(session, account_id, issuer_id, org_id)
+    inv = await service.get_invitation(session, org, invitation_id, for_update=True)
+    check_if_match(request, inv.version)
+    inv = await service.revoke_invitation(session, inv, principal)
+    return envelopes.obj(_action_result(inv))

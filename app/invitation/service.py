@@ -1,0 +1,197 @@
+"""Organization invitations: a pending offer of membership to an email address.
+
+Acceptance creates the membership the invitation describes, so an invitation obeys the same rules
+as a membership (deny-by-default, scopes within the organization's, groups of the same org).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.auth import Principal
+from app.core.errors import Conflict, NotFound
+from app.core.ids import new_id, now_ms
+from app.core.pagination import PageParams, paginate
+from app.events.service import record
+from app.group.service import check_within_org, existing_group_ids
+from app.invitation.schemas import DEFAULT_TTL_MS, InvitationCreate, InvitationUpdate, effective_status
+from app.membership.schemas import MemberCreate
+from app.membership.service import check_groups, create_membership, require_grant
+from app.models.invitation import Invitation
+from app.models.membership import Membership
+from app.models.organization import Organization
+from app.models.user import User
+from app.organization.service import touch
+from app.user.schemas import normalize_username
+
+
+async def _event(session: AsyncSession, inv: Invitation, type: str,
+                 auth: Principal | dict[str, Any], data: dict[str, Any] | None = None,
+                 user_id: str | None = None) -> None:
+    await record(session, type=type, account_id=inv.account_id, issuer_id=inv.issuer_id,
+                 org_id=inv.org_id, user_id=user_id or inv.user_id_invited,
+                 subject={"type": "invitation", "id": inv.id, "org_id": inv.org_id},
+                 data={"email_invited": inv.email_invited, **(data or {})}, auth=auth)
+
+
+async def get_invitation(session: AsyncSession, org: Organization, invitation_id: str,
+                         for_update: bool = False) -> Invitation:
+    stmt = select(Invitation).where(Invitation.id == invitation_id, Invitation.org_id == org.id,
+                                    Invitation.account_id == org.account_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    inv = await session.scalar(stmt)
+    if inv is None:
+        raise NotFound("invitation")
+    return inv
+
+
+async def _user_by_email(session: AsyncSession, org: Organization, normalized: str) -> User | None:
+    return await session.scalar(select(User).where(
+        User.account_id == org.account_id, User.issuer_id == org.issuer_id,
+        User.username_normalized == normalized, User.status != "deleted"))
+
+
+async def create_invitation(session: AsyncSession, org: Organization, body: InvitationCreate,
+                            auth: Principal) -> Invitation:
+    if not org.invitation_enabled:
+        raise Conflict("Invitations are disabled for this organization")
+    scopes = list(org.default_member_scopes) if body.scopes is None else body.scopes
+    require_grant(scopes, body.groups)
+    check_within_org(org, scopes)
+    await check_groups(session, org, body.groups)
+    now = now_ms()
+    normalized = normalize_username(body.email)
+    pending = await session.scalar(select(Invitation.id).where(
+        Invitation.org_id == org.id, Invitation.email_normalized == normalized,
+        Invitation.status == "pending", Invitation.expires_at > now))
+    if pending is not None:
+        raise Conflict("A pending invitation for this email already exists")
+    user = await _user_by_email(session, org, normalized)
+    if user is not None and await session.scalar(select(Membership.id).where(
+            Membership.org_id == org.id, Membership.member_id == user.id)) is not None:
+        raise Conflict("This user is already a member of the organization")
+    inv = Invitation(
+        id=new_id("inv"), account_id=org.account_id, issuer_id=org.issuer_id, org_id=org.id,
+        status="pending", email_invited=body.email, email_normalized=normalized,
+        user_id_invited=user.id if user else None, user_title=body.user_title,
+        message=body.message if "message" in body.model_fields_set else org.invitation_message,
+        scopes=scopes, groups=body.groups, inviter={"id": auth.actor_id},
+        metadata_=body.metadata or {}, expires_at=body.expires_at or now + DEFAULT_TTL_MS,
+        created_at=now)
+    session.add(inv)
+    await session.flush()
+    await _event(session, inv, "organization.invitation.created", auth,
+                 {"scopes": inv.scopes, "groups": inv.groups, "expires_at": inv.expires_at})
+    return inv
+
+
+def _require_pending(inv: Invitation) -> None:
+    status = effective_status(inv)
+    if status != "pending":
+        raise Conflict(f"The invitation is {status}")
+
+
+async def update_invitation(session: AsyncSession, org: Organization, inv: Invitation,
+                            body: InvitationUpdate, auth: Principal) -> Invitation:
+    _require_pending(inv)
+    changes = body.model_dump(exclude_unset=True)
+    scopes = list(inv.scopes) if "scopes" not in changes else (changes["scopes"] or [])
+    groups = list(inv.groups) if "groups" not in changes else (changes["groups"] or [])
+    require_grant(scopes, groups)
+    check_within_org(org, scopes)
+    await check_groups(session, org, groups)
+    inv.scopes, inv.groups = scopes, groups
+    for field in ("user_title", "message"):
+        if field in changes:
+            setattr(inv, field, changes[field])
+    if changes.get("expires_at") is not None:
+        inv.expires_at = changes["expires_at"]
+    if "metadata" in changes:
+        inv.metadata_ = changes["metadata"] or {}
+    touch(inv)
+    await session.flush()
+    await _event(session, inv, "organization.invitation.updated", auth, {"changed": sorted(changes)})
+    return inv
+
+
+async def resend_invitation(session: AsyncSession, inv: Invitation, auth: Principal) -> Invitation:
+    """Restarts the validity window (an expired invitation becomes usable again).
+
+    There is no mailer in this server (integrators deliver from the `organization.invitation.created`
+    webhook), so `last_email_sent_at` stays unset rather than claim a send that never happened.
+    """
+    if inv.status != "pending":
+        raise Conflict(f"The invitation is {inv.status}")
+    now = now_ms()
+    inv.expires_at = max(inv.expires_at, now + DEFAULT_TTL_MS)
+    touch(inv)
+    await session.flush()
+    await _event(session, inv, "organization.invitation.resent", auth, {"expires_at": inv.expires_at})
+    return inv
+
+
+async def revoke_invitation(session: AsyncSession, inv: Invitation, auth: Principal) -> Invitation:
+    if inv.status != "pending":
+        raise Conflict(f"The invitation is {inv.status}")
+    inv.status = "revoked"
+    inv.revoked_at = now_ms()
+    touch(inv)
+    await session.flush()
+    await _event(session, inv, "organization.invitation.revoked", auth)
+    return inv
+
+
+async def list_invitations(session: AsyncSession, org: Organization, params: PageParams,
+                           status: str | None) -> tuple[list[Invitation], bool, str | None]:
+    stmt: Select[Any] = select(Invitation).where(Invitation.org_id == org.id,
+                                                 Invitation.account_id == org.account_id)
+    now = now_ms()
+    if status == "expired":
+        stmt = stmt.where(Invitation.status == "pending", Invitation.expires_at <= now)
+    elif status == "pending":
+        stmt = stmt.where(Invitation.status == "pending", Invitation.expires_at > now)
+    elif status:
+        stmt = stmt.where(Invitation.status == status)
+    return await paginate(session, stmt, Invitation.id, params)
+
+
+async def accept_invitation(session: AsyncSession, *, account_id: str, issuer_id: str,
+                            invitation_id: str, user: User) -> Membership:
+    """For the hosted pages: the signed-in user takes up an invitation sent to their email.
+
+    Creates the membership the invitation describes and records both events.
+    """
+    inv = await session.scalar(select(Invitation).where(
+        Invitation.id == invitation_id, Invitation.account_id == account_id,
+        Invitation.issuer_id == issuer_id).with_for_update())
+    if inv is None or user.account_id != account_id or user.issuer_id != issuer_id:
+        raise NotFound("invitation")
+    if inv.email_normalized != user.username_normalized:
+        raise NotFound("invitation")  # never confirm an invitation to someone else exists
+    _require_pending(inv)
+    org = await session.scalar(select(Organization).where(
+        Organization.id == inv.org_id, Organization.account_id == account_id,
+        Organization.status == "active"))
+    if org is None:
+        raise NotFound("organization")
+    actor = {"type": "user", "user_id": user.id}
+    principal = Principal(type="user", account_id=account_id, account_level=False,
+                          user_id=user.id, issuer_id=issuer_id)
+    # Groups deleted since the invitation was sent are dropped, not fatal.
+    existing = await existing_group_ids(session, org, inv.groups)
+    groups = [g for g in inv.groups if g in existing]
+    membership = await create_membership(
+        session, org, MemberCreate(member_id=user.id, scopes=inv.scopes, groups=groups,
+                                   user_title=inv.user_title), principal)
+    inv.status = "accepted"
+    inv.accepted_at = now_ms()
+    inv.user_id_invited = user.id
+    touch(inv)
+    await session.flush()
+    await _event(session, inv, "organization.invitation.accepted", actor, user_id=user.id)
+    return membership
+
