@@ -78,3 +78,45 @@ async def sign_in(http: httpx.AsyncClient, authorize_url: str, username: str, pa
             return r
         r = await http.get(urljoin(str(r.url), r.headers["location"]))
     return r
+
+
+def pkce_pair() -> tuple[str, str]:
+    import base64
+    import hashlib
+    import secrets
+
+    verifier = secrets.token_urlsafe(32)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    return verifier, challenge
+
+
+def authorize_params(setup: OidcSetup, challenge: str, **extra: str) -> dict[str, str]:
+    params = {"client_id": setup.web_id, "redirect_uri": REDIRECT, "response_type": "code",
+              "scope": "openid profile email", "state": "st-1", "nonce": "n-1",
+              "code_challenge": challenge, "code_challenge_method": "S256"}
+    params.update(extra)
+    return {k: v for k, v in params.items() if v is not None}
+
+
+async def get_code(http: httpx.AsyncClient, setup: OidcSetup, base: str = "http://testserver", **extra: str
+                   ) -> tuple[str, str]:
+    """(code, verifier) through the hosted login."""
+    from urllib.parse import parse_qs, urlencode, urlsplit
+
+    verifier, challenge = pkce_pair()
+    url = f"{base}/{setup.issuer_id}/authorize?" + urlencode(authorize_params(setup, challenge, **extra))
+    r = await sign_in(http, url, setup.username)
+    assert r.status_code == 302, r.text
+    query = parse_qs(urlsplit(r.headers["location"]).query)
+    assert "code" in query, r.headers["location"]
+    return query["code"][0], verifier
+
+
+async def code_tokens(http: httpx.AsyncClient, setup: OidcSetup, base: str = "http://testserver"
+                      ) -> dict[str, str]:
+    code, verifier = await get_code(http, setup, base)
+    r = await http.post(f"{base}/{setup.issuer_id}/token", data={
+        "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+        "code_verifier": verifier, "client_id": setup.web_id, "client_secret": setup.web_secret})
+    assert r.status_code == 200, r.text
+    return r.json()
