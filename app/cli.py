@@ -13,6 +13,9 @@ from app.config import Settings, get_settings
 cli = typer.Typer(help="authpi: a self-hostable AuthPI identity server", no_args_is_help=True)
 account_cli = typer.Typer(help="Manage accounts", no_args_is_help=True)
 cli.add_typer(account_cli, name="account")
+from app.oidc.cli import issuer_cli  # noqa: E402 - registered beside account
+
+cli.add_typer(issuer_cli, name="issuer")
 
 
 def _say(message: str) -> None:

@@ -114,3 +114,14 @@ async def delete_issuer(session: AsyncSession, issuer: Issuer, auth: Principal) 
     await session.flush()
     await record(session, type="issuer.deleted", account_id=issuer.account_id, issuer_id=issuer.id,
                  subject={"type": "issuer", "id": issuer.id}, data={"name": issuer.name}, auth=auth)
+
+
+async def rotate_signing_keys(session: AsyncSession, issuer: Issuer, server_key: str, auth: Any) -> list[Any]:
+    """New active keys; the old ones stay published (verify-only) until their tokens have expired."""
+    from app.oidc.keys import rotate_keys
+
+    keys = await rotate_keys(session, server_key, issuer)
+    await record(session, type="issuer.signing-key.rotated", account_id=issuer.account_id,
+                 issuer_id=issuer.id, subject={"type": "issuer", "id": issuer.id},
+                 data={"signing_keys": [{"kid": k.id, "alg": k.alg} for k in keys]}, auth=auth)
+    return keys
