@@ -2,20 +2,59 @@
 
 Postgres delivers a NOTIFY only when its transaction commits, so a listener never drops a cache
 entry for a change that was rolled back, and never misses one that was committed.
+
+This process's own caches are also invalidated directly, when the change is made and again right
+after its commit, so the very next request here sees the change without waiting for the NOTIFY
+to come back through the listener connection.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import text
+from collections.abc import Callable
+
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 CHANNEL = "authpi_key_invalidation"
 
+# Invalidation callbacks of the key caches living in this process (one per app instance).
+_local: list[Callable[[str], None]] = []
+
+
+def register_local(callback: Callable[[str], None]) -> None:
+    _local.append(callback)
+
+
+def unregister_local(callback: Callable[[str], None]) -> None:
+    if callback in _local:
+        _local.remove(callback)
+
+
+def _invalidate_here(payload: str) -> None:
+    for callback in list(_local):
+        callback(payload)
+
+
+async def _notify(session: AsyncSession, payload: str) -> None:
+    await session.execute(text("SELECT pg_notify(:c, :p)"), {"c": CHANNEL, "p": payload})
+    _invalidate_here(payload)
+    event.listen(session.sync_session, "after_commit", lambda _s: _invalidate_here(payload), once=True)
+
 
 async def notify_key_changed(session: AsyncSession, key_id: str) -> None:
-    await session.execute(text("SELECT pg_notify(:c, :p)"), {"c": CHANNEL, "p": f"key:{key_id}"})
+    await _notify(session, f"key:{key_id}")
 
 
 async def notify_org_changed(session: AsyncSession, org_id: str) -> None:
     """An organization's status or grantable scopes changed: its keys must be re-verified."""
-    await session.execute(text("SELECT pg_notify(:c, :p)"), {"c": CHANNEL, "p": f"org:{org_id}"})
+    await _notify(session, f"org:{org_id}")
+
+
+async def notify_issuer_changed(session: AsyncSession, issuer_id: str) -> None:
+    """An issuer was suspended or deleted: the keys of its organizations must be re-verified."""
+    await _notify(session, f"issuer:{issuer_id}")
+
+
+async def notify_account_changed(session: AsyncSession, account_id: str) -> None:
+    """An account's status changed: all of its keys must be re-verified."""
+    await _notify(session, f"account:{account_id}")

@@ -18,7 +18,7 @@ async def start_hot_path(app: FastAPI) -> None:
         to_asyncpg_dsn(app.state.database_url), min_size=1, max_size=settings.hot_path_pool_size,
         server_settings={"application_name": "authpi-hot-path"})
     app.state.hot_pool = pool
-    batcher = EventBatcher(pool)
+    batcher = EventBatcher(pool, min_interval=min(settings.event_batch_interval_seconds, 1.0))
     batcher.start()
     app.state.event_batcher = batcher
     verifier = KeyVerifier(settings, app.state.database_url)

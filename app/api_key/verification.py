@@ -40,7 +40,7 @@ from typing import Any
 import asyncpg
 from fastapi import Request
 
-from app.api_key.invalidation import CHANNEL
+from app.api_key.invalidation import CHANNEL, register_local, unregister_local
 from app.config import Settings
 from app.core.auth import Principal
 from app.core.crypto import verify_secret
@@ -375,6 +375,7 @@ class KeyVerifier:
 
     async def start(self, pool: asyncpg.Pool, *, wait_listening: float = 5.0) -> None:
         self.pool = pool
+        register_local(self.cache.invalidate)
         self._listener_task = asyncio.create_task(self._listen_forever(), name="authpi-key-listener")
         try:
             await asyncio.wait_for(self._listening.wait(), timeout=wait_listening)
@@ -383,6 +384,7 @@ class KeyVerifier:
 
     async def stop(self) -> None:
         self._closing = True
+        unregister_local(self.cache.invalidate)
         if self._listener_task is not None:
             self._listener_task.cancel()
             try:

@@ -29,8 +29,10 @@ class TestCreateAccountKey:
     async def test_returns_secret_once_and_records_event(self, app: FastAPI, admin: AuthPIAdmin,
                                                          account: AccountCredentials, pg: asyncpg.Pool):
         key = await admin.api_keys.create({**BODY, "description": "d", "tags": ["ci"], "metadata": {"a": 1}})
-        assert key.secret_plain and key.secret["algorithm"] == "argon2id"
-        assert key.issuer_id == "i_authpi" and key.status == "active"
+        assert key.secret_plain
+        assert key.secret["algorithm"] == "argon2id"
+        assert key.issuer_id == "i_authpi"
+        assert key.status == "active"
         assert key._etag == f'"{key.created_at}"'
         async with sdk_for(app, (key.id, key.secret_plain)) as caller:
             who = await caller.whoami()
@@ -73,7 +75,8 @@ class TestListAccountKeys:
         key = await admin.api_keys.create(BODY)
         page = await admin.api_keys.list()
         assert [k.id for k in page.data] == [key.id, account.key_id]
-        assert page.data[0].scopes == ["issuers:read"] and page.data[0].secret_hint == key.secret_plain[-4:]
+        assert page.data[0].scopes == ["issuers:read"]
+        assert page.data[0].secret_hint == key.secret_plain[-4:]
         assert [k.id for k in (await admin.api_keys.list(q="ci")).data] == [key.id]
 
 
@@ -82,7 +85,9 @@ class TestGetAccountKey:
         key = await admin.api_keys.create(BODY)
         raw = await admin._http.request("GET", f"/v1/accounts/{{account_id}}/api-keys/{key.id}")
         text = str(raw.data)
-        assert key.secret_plain not in text and "argon2id$" not in text and "hash" not in text
+        assert key.secret_plain not in text
+        assert "argon2id$" not in text
+        assert "hash" not in text
 
     async def test_unknown_is_404(self, admin: AuthPIAdmin):
         with pytest.raises(NotFoundError):
@@ -94,14 +99,17 @@ class TestUpdateAccountKey:
         key = await admin.api_keys.create(BODY)
         got = await admin.api_keys.update(key.id, {"name": "renamed", "tags": ["t"], "expires_at": None,
                                                    "restrictions": {"scopes": ["events:read"]}})
-        assert got.name == "renamed" and got.restrictions == {"scopes": ["events:read"]}
-        assert got.updated_at and got._etag == f'"{got.updated_at}"'
+        assert got.name == "renamed"
+        assert got.restrictions == {"scopes": ["events:read"]}
+        assert got.updated_at
+        assert got._etag == f'"{got.updated_at}"'
         assert (await trail(admin, key.id))[0] == "api-key.updated"
 
     async def test_status_through_update(self, admin: AuthPIAdmin):
         key = await admin.api_keys.create(BODY)
         got = await admin.api_keys.update(key.id, {"status": "blocked", "status_reason": "leak"})
-        assert got.status == "blocked" and got.status_reason == "leak"
+        assert got.status == "blocked"
+        assert got.status_reason == "leak"
         assert (await trail(admin, key.id))[0] == "api-key.blocked"
 
     async def test_stale_if_match_is_412(self, admin: AuthPIAdmin):
@@ -124,7 +132,9 @@ class TestBlockUnblockRevoke:
     async def test_block_then_unblock(self, admin: AuthPIAdmin):
         key = await admin.api_keys.create(BODY)
         blocked = await admin.api_keys.block(key.id, {"status_reason": "suspicious"})
-        assert blocked.status == "blocked" and blocked.status_reason == "suspicious" and blocked.status_at
+        assert blocked.status == "blocked"
+        assert blocked.status_reason == "suspicious"
+        assert blocked.status_at
         assert (await admin.api_keys.unblock(key.id)).status == "active"
         assert (await trail(admin, key.id))[:2] == ["api-key.unblocked", "api-key.blocked"]
 
@@ -174,7 +184,8 @@ class TestAccountKeyIsolation:
         key = await admin.api_keys.create(BODY)
         acc = account.account_id
         http = other_admin._http
-        for method, path in (("GET", f"/v1/accounts/{acc}/api-keys"), ("POST", f"/v1/accounts/{acc}/api-keys"),
+        for method, path in (("GET", f"/v1/accounts/{acc}/api-keys"),
+                             ("POST", f"/v1/accounts/{acc}/api-keys"),
                              ("GET", f"/v1/accounts/{acc}/api-keys/{key.id}"),
                              ("PATCH", f"/v1/accounts/{acc}/api-keys/{key.id}"),
                              ("DELETE", f"/v1/accounts/{acc}/api-keys/{key.id}"),

@@ -25,12 +25,14 @@ class TestCreateOrganizationKey:
         key = await org_keys(admin, org).create(QUICKSTART_KEY)
         assert key.id.startswith("key_")
         assert key.secret_plain.startswith("sk_")
-        assert key.org_id == org.org_id and key.issuer_id == org.issuer_id
+        assert key.org_id == org.org_id
+        assert key.issuer_id == org.issuer_id
         assert key.restrictions == {"scopes": ["invoices:read"]}
         assert key.secret == {"algorithm": "argon2id", "hint": key.secret_plain[-4:]}
         row = await pg.fetchrow("SELECT owner_kind, secret_hash FROM api_keys WHERE id = $1", key.id)
         assert row["owner_kind"] == "organization"
-        assert row["secret_hash"].startswith("$argon2id$") and key.secret_plain not in row["secret_hash"]
+        assert row["secret_hash"].startswith("$argon2id$")
+        assert key.secret_plain not in row["secret_hash"]
         got = await admin.api_keys.get(key.id)
         assert not hasattr(got, "secret_plain")
 
@@ -46,11 +48,13 @@ class TestCreateOrganizationKey:
                 "restrictions": {"scopes": ["invoices:read"], "ip_allowlist": ["10.0.0.0/8", "::1"]}}
         key = await org_keys(admin, org).create(body)
         assert key.restrictions["ip_allowlist"] == ["10.0.0.0/8", "::1/128"]
-        assert key.expires_at == 4102444800000 and key.tags == ["a"]
+        assert key.expires_at == 4102444800000
+        assert key.tags == ["a"]
 
     @pytest.mark.parametrize(("body", "field"), [
         ({"name": "x", "restrictions": {"scopes": ["not a scope"]}}, "restrictions.scopes"),
-        ({"name": "x", "restrictions": {"scopes": [], "ip_allowlist": ["nope"]}}, "restrictions.ip_allowlist.0"),
+        ({"name": "x", "restrictions": {"scopes": [], "ip_allowlist": ["nope"]}},
+         "restrictions.ip_allowlist.0"),
         ({"name": "x", "restrictions": {}, "expires_at": 1000}, "expires_at"),
         ({"name": "x", "restrictions": {}, "type": "other"}, "type"),
         ({"restrictions": {}}, "name"),
@@ -102,7 +106,8 @@ class TestListOrganizationKeys:
         page = await org_keys(admin, org).list()
         assert [k.id for k in page.data] == [b.id, a.id]
         item = page.data[0]
-        assert item.scopes == ["invoices:read"] and item.secret_hint == b.secret_plain[-4:]
+        assert item.scopes == ["invoices:read"]
+        assert item.secret_hint == b.secret_plain[-4:]
         assert item.status == "active"
 
     async def test_filters_and_pagination(self, admin: AuthPIAdmin, org: OrgRef):
@@ -116,9 +121,11 @@ class TestListOrganizationKeys:
         assert [k.id for k in (await res.list(readiness="ready")).data] == [a.id]
         assert [k.id for k in (await res.list(readiness="unusable")).data] == [b.id]
         first = await res.list(limit=1)
-        assert first.has_more and [k.id for k in first.data] == [b.id]
+        assert first.has_more
+        assert [k.id for k in first.data] == [b.id]
         second = await res.list(limit=1, cursor=first.next_cursor)
-        assert [k.id for k in second.data] == [a.id] and not second.has_more
+        assert [k.id for k in second.data] == [a.id]
+        assert not second.has_more
         with pytest.raises(ValidationError):
             await res.list(status="nonsense")
 

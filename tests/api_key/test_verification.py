@@ -37,7 +37,9 @@ async def me(client: httpx.AsyncClient, key_id: str, secret: str, **kw: object) 
 def assert_401(r: httpx.Response) -> None:
     assert r.status_code == 401, r.text
     body = r.json()
-    assert body["error"] == "unauthorized" and body["retryable"] is False and body["error_description"]
+    assert body["error"] == "unauthorized"
+    assert body["retryable"] is False
+    assert body["error_description"]
     assert "basic" in r.headers["www-authenticate"].lower()
 
 
@@ -48,7 +50,9 @@ class TestQuickstartStep5:
             who = await caller.whoami()
         assert who["type"] == "api_key"
         assert who["organizations"][0] == {"org_id": org.org_id, "scopes": ["invoices:read"]}
-        assert who["accounts"] == [] and who["key_id"] == key.id and who["issuer_id"] == org.issuer_id
+        assert who["accounts"] == []
+        assert who["key_id"] == key.id
+        assert who["issuer_id"] == org.issuer_id
 
     async def test_raw_http_and_trail(self, admin: AuthPIAdmin, org: OrgRef, anon: httpx.AsyncClient):
         key = await org_key(admin, org)
@@ -113,7 +117,8 @@ class TestRefusals:
         assert (await me(anon, key.id, key.secret_plain)).status_code == 200
         assert_401(await me(anon, key.id, key.secret_plain[:-1]))
 
-    async def test_blocked_and_revoked_are_401(self, admin: AuthPIAdmin, org: OrgRef, anon: httpx.AsyncClient):
+    async def test_blocked_and_revoked_are_401(self, admin: AuthPIAdmin, org: OrgRef,
+                                               anon: httpx.AsyncClient):
         key = await org_key(admin, org)
         assert (await me(anon, key.id, key.secret_plain)).status_code == 200
         await admin.api_keys.block(key.id)
@@ -164,25 +169,29 @@ class TestRefusals:
         mine = [e for e in page.data if e.subject["id"] == key.id]
         # One for the first failure of the window, one when the throttle engaged: not one per attempt.
         assert [e.data["failures_in_window"] for e in mine] == [limit, 1]
-        assert mine[0].data["throttled"] is True and mine[1].data["reason"] == "wrong_secret"
+        assert mine[0].data["throttled"] is True
+        assert mine[1].data["reason"] == "wrong_secret"
         assert all("sk_wrong" not in str(e.model_dump()) for e in mine)
 
 
 class TestIpAllowlist:
     async def test_outside_is_403_inside_is_200(self, admin: AuthPIAdmin, org: OrgRef,
                                                 client_from: Callable[..., httpx.AsyncClient]):
-        key = await org_key(admin, org, restrictions={"scopes": ["invoices:read"], "ip_allowlist": ["10.250.0.0/16"]})
+        key = await org_key(admin, org, restrictions={"scopes": ["invoices:read"],
+                                                      "ip_allowlist": ["10.250.0.0/16"]})
         async with client_from("10.250.3.4") as inside:
             assert (await me(inside, key.id, key.secret_plain)).status_code == 200
         async with client_from("10.1.2.3") as outside:
             for _ in range(2):  # cold, then warm
                 r = await me(outside, key.id, key.secret_plain, headers={"X-Forwarded-For": "10.250.3.4"})
-                assert r.status_code == 403 and r.json()["error"] == "access_denied"
+                assert r.status_code == 403
+                assert r.json()["error"] == "access_denied"
             # A wrong secret from outside is still just a 401 (the allowlist is not disclosed).
             assert_401(await me(outside, key.id, "sk_wrong"))
 
     def test_forwarded_for_only_behind_a_trusted_proxy(self):
-        scope = {"type": "http", "client": ("127.0.0.1", 1), "headers": [(b"x-forwarded-for", b"1.2.3.4, 5.6.7.8")]}
+        scope = {"type": "http", "client": ("127.0.0.1", 1),
+                 "headers": [(b"x-forwarded-for", b"1.2.3.4, 5.6.7.8")]}
         from starlette.requests import Request
 
         request = Request(scope)
@@ -203,8 +212,10 @@ class TestThrottling:
         async with client_from() as c:
             r = await me(c, key.id, "sk_wrong")
         assert r.status_code == 429
-        assert r.headers["retry-after"].isdigit() and int(r.headers["retry-after"]) >= 1
-        assert r.json()["retry_after"] == int(r.headers["retry-after"]) and r.json()["retryable"] is True
+        assert r.headers["retry-after"].isdigit()
+        assert int(r.headers["retry-after"]) >= 1
+        assert r.json()["retry_after"] == int(r.headers["retry-after"])
+        assert r.json()["retryable"] is True
         # The legitimate holder, warm in the cache, is not locked out by the attack.
         async with client_from() as good:
             assert (await me(good, key.id, key.secret_plain)).status_code == 200
@@ -221,7 +232,8 @@ class TestThrottling:
                 assert_401(await me(c, f"key_01jzzzzzzzzzzzzzzzzzzzz{i:03d}", "sk_x"))
             lookups = verifier(app).stats["cold"]
             r = await me(c, "key_01jzzzzzzzzzzzzzzzzzzzzzzz", "sk_x")
-            assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+            assert r.status_code == 429
+            assert int(r.headers["retry-after"]) >= 1
             assert verifier(app).stats["cold"] == lookups
             # A warm valid key from the throttled address still works; a cold one must wait.
             assert (await me(c, key.id, key.secret_plain)).status_code == 200
@@ -262,7 +274,8 @@ class TestCache:
             assert (await me(anon, key.id, key.secret_plain)).status_code == 200
         assert (v.argon2.hashes, v.stats["cold"]) == (hashes, cold)
 
-    async def test_scope_change_is_seen_at_once(self, admin: AuthPIAdmin, org: OrgRef, anon: httpx.AsyncClient):
+    async def test_scope_change_is_seen_at_once(self, admin: AuthPIAdmin, org: OrgRef,
+                                                anon: httpx.AsyncClient):
         key = await org_key(admin, org)
         assert (await me(anon, key.id, key.secret_plain)).json()["data"]["organizations"][0]["scopes"] == [
             "invoices:read"]
@@ -270,15 +283,17 @@ class TestCache:
         assert (await me(anon, key.id, key.secret_plain)).json()["data"]["organizations"][0]["scopes"] == [
             "invoices:write"]
 
-    async def test_org_narrowing_its_scopes_narrows_the_key(self, app: FastAPI, admin: AuthPIAdmin, org: OrgRef,
-                                                            anon: httpx.AsyncClient):
+    async def test_org_narrowing_its_scopes_narrows_the_key(self, app: FastAPI, admin: AuthPIAdmin,
+                                                            org: OrgRef, anon: httpx.AsyncClient):
         key = await org_key(admin, org, restrictions={"scopes": ["invoices:read", "users:read"]})
-        assert len((await me(anon, key.id, key.secret_plain)).json()["data"]["organizations"][0]["scopes"]) == 2
+        first = (await me(anon, key.id, key.secret_plain)).json()["data"]["organizations"][0]["scopes"]
+        assert len(first) == 2
         await set_org(app, org, scopes=["invoices:**"])
         got = (await me(anon, key.id, key.secret_plain)).json()["data"]["organizations"][0]["scopes"]
         assert got == ["invoices:read"]
 
-    async def test_entries_age_out(self, app: FastAPI, admin: AuthPIAdmin, org: OrgRef, anon: httpx.AsyncClient):
+    async def test_entries_age_out(self, app: FastAPI, admin: AuthPIAdmin, org: OrgRef,
+                                   anon: httpx.AsyncClient):
         key = await org_key(admin, org)
         assert (await me(anon, key.id, key.secret_plain)).status_code == 200
         v = verifier(app)
@@ -295,7 +310,8 @@ class TestCache:
         key = await org_key(admin, org)
         assert (await me(anon, key.id, key.secret_plain)).status_code == 200
         v = verifier(app)
-        assert v.live() and len(v.cache) > 0
+        assert v.live()
+        assert len(v.cache) > 0
         pid = await v._listener_conn.fetchval("SELECT pg_backend_pid()")
         await pg.execute("SELECT pg_terminate_backend($1)", pid)
         for _ in range(100):
