@@ -39,10 +39,6 @@ class Settings(BaseSettings):
     # Metered events (api-key.verified): minimum gap between two batch COPYs under load (a lone
     # event is written at once; every event within 1 s at most).
     event_batch_interval_seconds: float = 0.05
-    # argon2 verifications queued or running at once; beyond it a cold verification gets 429 at once.
-    argon2_max_pending: int = 16
-    # asyncpg connections of the hot path (cold key lookups, metered event batches).
-    hot_path_pool_size: int = 4
     webhooks_allow_private: bool = False
     # Run the webhook relay inside `authpi serve` (set false when running `authpi worker` apart).
     webhooks_relay_enabled: bool = True
