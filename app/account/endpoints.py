@@ -22,7 +22,7 @@ router = APIRouter(tags=["accounts"])
 async def list_accounts(
     principal: Principal = Depends(current_principal),
     params: PageParams = Depends(page_params),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """The accounts this credential can manage."""
     if not principal.account_level:
@@ -36,7 +36,7 @@ async def list_accounts(
 async def get_account(
     account_id: str,
     _: Principal = Depends(account_principal),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """One account."""
     return envelopes.obj(account_to_api(await service.get_account(session, account_id)))
@@ -48,7 +48,7 @@ async def update_account(
     body: AccountUpdate,
     request: Request,
     principal: Principal = Depends(scoped("accounts", "write")),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Change an account's name, description, logo, owner or metadata."""
     account = await service.get_account(session, account_id)

@@ -125,7 +125,7 @@ async def list_api_keys(
     filters: KeyFilterParams = Depends(),
     params: PageParams = Depends(page_params),
     _: Principal = Depends(scoped("api_keys", "read")),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """The account's own API keys, newest first (organization keys are listed per organization)."""
     rows, has_more, cursor = await service.list_keys(
@@ -138,7 +138,7 @@ async def create_api_key(
     account_id: str,
     body: CreateApiKey,
     principal: Principal = Depends(scoped("api_keys", "write")),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Create an account API key; its secret is in this response only."""
     from app.account.schemas import AUTHPI_ISSUER_ID
@@ -154,7 +154,7 @@ async def get_api_key(
     account_id: str,
     key_id: str,
     principal: Principal = Depends(account_principal),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """One API key of the account (account or organization key); never its secret."""
     key = await service.get_key(session, account_id=account_id, key_id=key_id)
@@ -169,7 +169,7 @@ async def update_api_key(
     body: UpdateApiKey,
     request: Request,
     principal: Principal = Depends(account_principal),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Change a key's name, description, tags, restrictions, expiry, metadata or status."""
     key = await _key_for(session, request, account_id, key_id, principal, "write")
@@ -182,7 +182,7 @@ async def delete_api_key(
     key_id: str,
     request: Request,
     principal: Principal = Depends(account_principal),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> Response:
     """Delete a key for good (its secret hash goes with it)."""
     key = await _key_for(session, request, account_id, key_id, principal, "write")
@@ -197,7 +197,7 @@ async def block_api_key(
     request: Request,
     body: StatusChange | None = Body(None),
     principal: Principal = Depends(account_principal),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Block a key (reversible): it stops verifying at once, everywhere."""
     key = await _key_for(session, request, account_id, key_id, principal, "write")
@@ -210,7 +210,7 @@ async def unblock_api_key(
     key_id: str,
     request: Request,
     principal: Principal = Depends(account_principal),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Unblock a blocked key."""
     key = await _key_for(session, request, account_id, key_id, principal, "write")
@@ -224,7 +224,7 @@ async def revoke_api_key(
     request: Request,
     body: StatusChange | None = Body(None),
     principal: Principal = Depends(account_principal),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Revoke a key (final): it never verifies again."""
     key = await _key_for(session, request, account_id, key_id, principal, "write")
@@ -238,7 +238,7 @@ async def rotate_api_key(
     request: Request,
     body: RotateApiKey | None = Body(None),
     principal: Principal = Depends(account_principal),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Give a key a new secret, returned in this response only (optional grace for the old one)."""
     key = await _key_for(session, request, account_id, key_id, principal, "write")
@@ -272,7 +272,7 @@ async def list_organization_api_keys(
     filters: KeyFilterParams = Depends(),
     params: PageParams = Depends(page_params),
     principal: Principal = Depends(account_principal),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """The organization's API keys, newest first."""
     require_scope(principal, ORG_RESOURCE, "read")
@@ -290,7 +290,7 @@ async def create_organization_api_key(
     org_id: str,
     body: CreateApiKey,
     principal: Principal = Depends(account_principal),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Mint an organization API key (scopes within what the organization grants); secret shown once."""
     require_scope(principal, ORG_RESOURCE, "write")

@@ -31,7 +31,7 @@ async def list_clients(
     readiness: str | None = Query(None, max_length=32),
     params: PageParams = Depends(page_params),
     _: Principal = Depends(scoped("issuers.clients", "read")),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """The issuer's clients, newest first."""
     issuer = await get_issuer_in_account(session, account_id, issuer_id)
@@ -47,7 +47,7 @@ async def create_client(
     issuer_id: str,
     body: ClientCreate,
     principal: Principal = Depends(scoped("issuers.clients", "write")),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Register a client; a confidential client's secret is returned only here."""
     issuer = await get_issuer_in_account(session, account_id, issuer_id)
@@ -64,7 +64,7 @@ async def get_client(
     issuer_id: str,
     client_id: str,
     _: Principal = Depends(scoped("issuers.clients", "read")),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """One client (never its secret)."""
     issuer = await get_issuer_in_account(session, account_id, issuer_id)
@@ -79,7 +79,7 @@ async def update_client(
     body: ClientUpdate,
     request: Request,
     principal: Principal = Depends(scoped("issuers.clients", "write")),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Change a client's name, settings, status or metadata."""
     issuer = await get_issuer_in_account(session, account_id, issuer_id)
@@ -97,7 +97,7 @@ async def delete_client(
     client_id: str,
     request: Request,
     principal: Principal = Depends(scoped("issuers.clients", "write")),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> Response:
     """Delete a client: it can no longer authenticate or sign users in."""
     issuer = await get_issuer_in_account(session, account_id, issuer_id)
@@ -115,7 +115,7 @@ async def rotate_client_secret(
     client_id: str,
     request: Request,
     principal: Principal = Depends(scoped("issuers.clients", "write")),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Replace a confidential client's secret; the new one is returned only here."""
     issuer = await get_issuer_in_account(session, account_id, issuer_id)

@@ -9,6 +9,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 
 async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """Commits when the endpoint returns, rolls back when it raises (services never commit)."""
+    """Commits when the endpoint returns, rolls back when it raises (services never commit).
+
+    Always declare it as `Depends(db_session, scope="function")`: FastAPI's default for a yield
+    dependency ("request") runs the code after `yield` only once the response has been sent, so a
+    client could be told "created" before the commit, and a failed commit would lose an acknowledged
+    write. tests/core/test_unit_of_work.py checks every route.
+    """
     async with request.app.state.db.unit_of_work() as session:
         yield session

@@ -68,7 +68,7 @@ async def list_events(
     filters: EventFilters = Depends(),
     params: PageParams = Depends(page_params),
     _: Principal = Depends(scoped("events", "read")),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """The account's identity events, newest first."""
     stmt = filters.apply(select(Event), account_id)
@@ -84,7 +84,7 @@ async def aggregate_events(
     interval: Literal["minute", "hour", "day", "week"] | None = Query(None),
     count_unique: Literal["user_id", "client_id", "issuer_id", "org_id"] | None = Query(None),
     _: Principal = Depends(scoped("events", "read")),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Counts of events, by type (or another key) and/or by time interval."""
     if group_by is None and interval is None:
@@ -118,7 +118,7 @@ async def get_event(
     account_id: str,
     event_id: str,
     _: Principal = Depends(scoped("events", "read")),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """One event, exactly as webhooks deliver it."""
     event = await session.scalar(select(Event).where(Event.id == event_id, Event.account_id == account_id))

@@ -29,7 +29,7 @@ async def list_groups(
     org_id: str,
     params: PageParams = Depends(page_params),
     _: Principal = Depends(READ),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """The organization's groups, newest first."""
     org = await resolve_organization(session, account_id, issuer_id, org_id)
@@ -44,7 +44,7 @@ async def create_group(
     org_id: str,
     body: GroupCreate,
     principal: Principal = Depends(WRITE),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Create a group; its scopes must lie within what the organization may grant."""
     org = await resolve_organization(session, account_id, issuer_id, org_id)
@@ -59,7 +59,7 @@ async def get_group(
     org_id: str,
     group_id: str,
     _: Principal = Depends(READ),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """One group."""
     org = await resolve_organization(session, account_id, issuer_id, org_id)
@@ -75,7 +75,7 @@ async def update_group(
     body: GroupUpdate,
     request: Request,
     principal: Principal = Depends(WRITE),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Change a group's name, description, scopes or metadata."""
     org = await resolve_organization(session, account_id, issuer_id, org_id)
@@ -93,7 +93,7 @@ async def delete_group(
     group_id: str,
     request: Request,
     principal: Principal = Depends(WRITE),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> Response:
     """Delete a group; members no longer inherit its scopes."""
     org = await resolve_organization(session, account_id, issuer_id, org_id)

@@ -39,7 +39,7 @@ async def list_invitations(
     status: str | None = Query(None, max_length=32),
     params: PageParams = Depends(page_params),
     _: Principal = Depends(READ),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """The organization's invitations, newest first."""
     org = await resolve_organization(session, account_id, issuer_id, org_id)
@@ -55,7 +55,7 @@ async def create_invitation(
     org_id: str,
     body: InvitationCreate,
     principal: Principal = Depends(WRITE),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Invite an email address to the organization with scopes and/or groups."""
     org = await resolve_organization(session, account_id, issuer_id, org_id)
@@ -70,7 +70,7 @@ async def get_invitation(
     org_id: str,
     invitation_id: str,
     _: Principal = Depends(READ),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """One invitation."""
     org = await resolve_organization(session, account_id, issuer_id, org_id)
@@ -86,7 +86,7 @@ async def update_invitation(
     body: InvitationUpdate,
     request: Request,
     principal: Principal = Depends(WRITE),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Change a pending invitation's scopes, groups, title, message, expiry or metadata."""
     org = await resolve_organization(session, account_id, issuer_id, org_id)
@@ -104,7 +104,7 @@ async def resend_invitation(
     invitation_id: str,
     request: Request,
     principal: Principal = Depends(WRITE),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Send a pending invitation again and restart its validity window (no body)."""
     org = await resolve_organization(session, account_id, issuer_id, org_id)
@@ -122,7 +122,7 @@ async def revoke_invitation(
     invitation_id: str,
     request: Request,
     principal: Principal = Depends(WRITE),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Revoke a pending invitation (no body)."""
     org = await resolve_organization(session, account_id, issuer_id, org_id)

@@ -29,7 +29,7 @@ async def list_issuers(
     readiness: str | None = Query(None, max_length=32),
     params: PageParams = Depends(page_params),
     _: Principal = Depends(scoped("issuers", "read")),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """The account's issuers, newest first."""
     rows, has_more, cursor = await service.list_issuers(
@@ -45,7 +45,7 @@ async def create_issuer(
     body: IssuerCreate,
     request: Request,
     principal: Principal = Depends(scoped("issuers", "write")),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Create an issuer and its signing keys; its OIDC endpoints answer at once."""
     issuer = await service.create_issuer(session, account_id=account_id, body=body,
@@ -58,7 +58,7 @@ async def get_issuer(
     account_id: str,
     issuer_id: str,
     _: Principal = Depends(scoped("issuers", "read")),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """One issuer."""
     return envelopes.obj(issuer_to_api(await get_issuer_in_account(session, account_id, issuer_id)))
@@ -71,7 +71,7 @@ async def update_issuer(
     body: IssuerUpdate,
     request: Request,
     principal: Principal = Depends(scoped("issuers", "write")),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Change an issuer's name, description, scopes, status, settings or metadata."""
     issuer = await get_issuer_in_account(session, account_id, issuer_id)
@@ -87,7 +87,7 @@ async def delete_issuer(
     issuer_id: str,
     request: Request,
     principal: Principal = Depends(scoped("issuers", "write")),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> Response:
     """Delete an issuer: its OIDC endpoints, clients and tokens stop working."""
     issuer = await get_issuer_in_account(session, account_id, issuer_id)
@@ -103,7 +103,7 @@ async def rotate_signing_keys(
     issuer_id: str,
     request: Request,
     principal: Principal = Depends(scoped("issuers", "write")),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Rotate the issuer's signing keys; the old public keys stay in the JWKS until their tokens expire."""
     issuer = await get_issuer_in_account(session, account_id, issuer_id)
@@ -119,7 +119,7 @@ async def introspect_token(
     issuer_id: str,
     request: Request,
     _: Principal = Depends(scoped("issuers.tokens", "read")),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """RFC 7662 introspection of one of the issuer's tokens: `{"token": ...}` → `{active, ...}`."""
     from app.core.errors import ValidationFailed

@@ -31,7 +31,7 @@ async def list_members(
     scope: str | None = Query(None, max_length=128, description="Members holding this scope"),
     params: PageParams = Depends(page_params),
     _: Principal = Depends(READ),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """The organization's members, newest first."""
     org = await resolve_organization(session, account_id, issuer_id, org_id)
@@ -48,7 +48,7 @@ async def create_member(
     org_id: str,
     body: MemberCreate,
     principal: Principal = Depends(WRITE),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Add a user of the issuer to the organization with scopes and/or groups."""
     org = await resolve_organization(session, account_id, issuer_id, org_id, for_update=True)
@@ -65,7 +65,7 @@ async def update_member(
     body: MemberUpdate,
     request: Request,
     principal: Principal = Depends(WRITE),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Change a member's scopes, groups, title, metadata or status."""
     org = await resolve_organization(session, account_id, issuer_id, org_id)
@@ -83,7 +83,7 @@ async def delete_member(
     member_id: str,
     request: Request,
     principal: Principal = Depends(WRITE),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> Response:
     """Remove a member from the organization."""
     org = await resolve_organization(session, account_id, issuer_id, org_id)

@@ -64,7 +64,7 @@ async def list_organizations(
     filters: OrganizationFilters = Depends(),
     params: PageParams = Depends(page_params),
     _: Principal = Depends(READ),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """The issuer's organizations, newest first."""
     await get_issuer_in_account(session, account_id, issuer_id)
@@ -80,7 +80,7 @@ async def create_organization(
     issuer_id: str,
     body: OrganizationCreate,
     principal: Principal = Depends(WRITE),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Create an organization (a tenant) in the issuer."""
     await get_issuer_in_account(session, account_id, issuer_id)
@@ -95,7 +95,7 @@ async def get_organization(
     issuer_id: str,
     org_id: str,
     _: Principal = Depends(READ),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """One organization."""
     await get_issuer_in_account(session, account_id, issuer_id)
@@ -112,7 +112,7 @@ async def update_organization(
     body: OrganizationUpdate,
     request: Request,
     principal: Principal = Depends(WRITE),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Change an organization; status moves between active and suspended."""
     await get_issuer_in_account(session, account_id, issuer_id)
@@ -130,7 +130,7 @@ async def delete_organization(
     org_id: str,
     request: Request,
     principal: Principal = Depends(WRITE),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> Response:
     """Delete an organization (soft: it is 404 everywhere afterwards)."""
     await get_issuer_in_account(session, account_id, issuer_id)

@@ -47,7 +47,7 @@ async def list_user_sessions(
     account_id: str, issuer_id: str, user_id: str,
     status: str | None = Query(None, max_length=32),
     _: Principal = Depends(scoped("issuers.users.sessions", "read")),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """A user's login sessions, newest first (not paginated: has_more is always false)."""
     await get_issuer_in_account(session, account_id, issuer_id)
@@ -68,7 +68,7 @@ async def list_user_sessions(
 async def get_session(
     account_id: str, issuer_id: str, session_id: str,
     _: Principal = Depends(scoped("issuers.sessions", "read")),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """One login session."""
     await get_issuer_in_account(session, account_id, issuer_id)
@@ -93,7 +93,7 @@ async def _end(request: Request, account_id: str, issuer_id: str, session_id: st
 async def revoke_session(
     account_id: str, issuer_id: str, session_id: str, request: Request,
     principal: Principal = Depends(scoped("issuers.sessions", "write")),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """End a session for good; its refresh and access tokens stop working."""
     return envelopes.obj(await _end(request, account_id, issuer_id, session_id, principal, session,
@@ -104,7 +104,7 @@ async def revoke_session(
 async def suspend_session(
     account_id: str, issuer_id: str, session_id: str, request: Request,
     principal: Principal = Depends(scoped("issuers.sessions", "write")),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Suspend a session; its tokens stop working (reactivate lets the user sign in silently again)."""
     return envelopes.obj(await _end(request, account_id, issuer_id, session_id, principal, session,
@@ -115,7 +115,7 @@ async def suspend_session(
 async def reactivate_session(
     account_id: str, issuer_id: str, session_id: str, request: Request,
     principal: Principal = Depends(scoped("issuers.sessions", "write")),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Reactivate a suspended session."""
     await get_issuer_in_account(session, account_id, issuer_id)

@@ -40,7 +40,7 @@ async def list_users(
     status: str | None = Query(None, max_length=32),
     params: PageParams = Depends(page_params),
     _: Principal = Depends(READ),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """The issuer's users, newest first (usernames appear only as HMACs here)."""
     await get_issuer_in_account(session, account_id, issuer_id)
@@ -58,7 +58,7 @@ async def create_user(
     issuer_id: str,
     body: UserCreate,
     principal: Principal = Depends(WRITE),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Create a user; an optional password is stored as an argon2id hash only."""
     await get_issuer_in_account(session, account_id, issuer_id)
@@ -73,7 +73,7 @@ async def get_user(
     issuer_id: str,
     user_id: str,
     _: Principal = Depends(READ),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """One user."""
     await get_issuer_in_account(session, account_id, issuer_id)
@@ -90,7 +90,7 @@ async def update_user(
     body: UserUpdate,
     request: Request,
     principal: Principal = Depends(WRITE),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Change a user; status `blocked` blocks, `active` unblocks."""
     await get_issuer_in_account(session, account_id, issuer_id)
@@ -108,7 +108,7 @@ async def delete_user(
     user_id: str,
     request: Request,
     principal: Principal = Depends(WRITE),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> Response:
     """Delete a user (soft: status `deleted`, 404 afterwards; the username is freed)."""
     await get_issuer_in_account(session, account_id, issuer_id)
@@ -125,7 +125,7 @@ async def list_verifiers(
     issuer_id: str,
     user_id: str,
     _: Principal = Depends(READ),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """The user's verifiers (never paginated: the SDK's list_all sends no cursor)."""
     await get_issuer_in_account(session, account_id, issuer_id)
@@ -142,7 +142,7 @@ async def create_verifier(
     user_id: str,
     body: VerifierCreate,
     principal: Principal = Depends(WRITE),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Set or replace the user's password (the response never carries it)."""
     await get_issuer_in_account(session, account_id, issuer_id)
@@ -159,7 +159,7 @@ async def get_verifier(
     user_id: str,
     verifier_id: str,
     _: Principal = Depends(READ),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """One verifier of the user."""
     await get_issuer_in_account(session, account_id, issuer_id)
@@ -178,7 +178,7 @@ async def delete_verifier(
     verifier_id: str,
     request: Request,
     principal: Principal = Depends(WRITE),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> Response:
     """Remove a verifier; removing the password verifier clears the password."""
     await get_issuer_in_account(session, account_id, issuer_id)

@@ -44,7 +44,7 @@ async def list_webhooks(
     status: str | None = Query(None, max_length=32),
     params: PageParams = Depends(page_params),
     _: Principal = Depends(scoped("webhooks", "read")),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """The account's webhooks, newest first."""
     rows, has_more, cursor = await paginate(session, service.list_webhooks_stmt(account_id, status),
@@ -58,7 +58,7 @@ async def create_webhook(
     body: WebhookCreate,
     request: Request,
     principal: Principal = Depends(scoped("webhooks", "write")),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Create a webhook; the signing secret is in the response's auth, this once."""
     settings = request.app.state.settings
@@ -73,7 +73,7 @@ async def get_webhook(
     account_id: str,
     webhook_id: str,
     _: Principal = Depends(scoped("webhooks", "read")),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """One webhook (its secret is never shown again)."""
     return envelopes.obj(webhook_to_api(await service.get_webhook(session, account_id, webhook_id)))
@@ -86,7 +86,7 @@ async def update_webhook(
     body: WebhookUpdate,
     request: Request,
     principal: Principal = Depends(scoped("webhooks", "write")),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Change a webhook; status pauses or resumes it; auth.rotate issues a new secret."""
     settings = request.app.state.settings
@@ -104,7 +104,7 @@ async def delete_webhook(
     webhook_id: str,
     request: Request,
     principal: Principal = Depends(scoped("webhooks", "write")),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> Response:
     """Delete a webhook and its delivery records."""
     webhook = await service.get_webhook(session, account_id, webhook_id, lock=True)
@@ -123,7 +123,7 @@ async def list_deliveries(
     before: float | None = Query(None, ge=0, description="Created before (Unix ms, exclusive)"),
     params: PageParams = Depends(page_params),
     _: Principal = Depends(scoped("webhooks", "read")),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """The webhook's deliveries, newest first."""
     webhook = await service.get_webhook(session, account_id, webhook_id)
@@ -140,7 +140,7 @@ async def redeliver_delivery(
     delivery_id: str,
     request: Request,
     _: Principal = Depends(scoped("webhooks", "write")),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Attempt one delivery again now; `success` reports this attempt."""
     webhook = await service.get_webhook(session, account_id, webhook_id)
@@ -156,7 +156,7 @@ async def redeliver_failed(
     webhook_id: str,
     body: RedeliverFailed = Body(...),
     _: Principal = Depends(scoped("webhooks", "write")),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Requeue the failed deliveries created in a window (after/before, Unix ms)."""
     webhook = await service.get_webhook(session, account_id, webhook_id)
