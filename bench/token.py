@@ -1,0 +1,279 @@
+"""Token endpoint benchmark, as ratios to a bare FastAPI route measured in the same run.
+
+    python bench/token.py                   # embedded Postgres under .authpi/bench
+    AUTHPI_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres python bench/token.py
+
+One uvicorn worker per server, driven by `wrk` (apt-get install -y wrk):
+1. bare:               a FastAPI POST route returning a token-shaped JSON body (the baseline);
+2. client_credentials: POST /{issuer}/token with Basic client auth (ES256 JWT access token,
+                       `machine.token.issued` batched);
+3. refresh:            refresh_token grant with rotation (each response's refresh token is the next
+                       request's: a database transaction per request, RS256 ID token, ES256 access token);
+4. oidc-provider:      panva's oidc-provider (Node) with one client_credentials client, issuing RS256 JWT
+                       access tokens and opaque ones (`npm ci` in bench/node first; skipped if absent).
+
+Options: --duration S (default 8) --connections N (default 32).
+"""
+
+from __future__ import annotations
+
+import os as _os
+import sys as _sys
+
+# This file is named like the standard library's `token` module, and a script's directory comes first
+# on sys.path: drop it before anything imports `tokenize` (helpers are loaded by file path below).
+_sys.path[:] = [p for p in _sys.path
+                if _os.path.abspath(p or ".") != _os.path.dirname(_os.path.abspath(__file__))]
+
+import argparse
+import asyncio
+import base64
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+
+def _load_verify():  # noqa: ANN202 - the shared bench helpers, by file path
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_verify", HERE / "verify.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_verify"] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+_verify = _load_verify()
+Result, Server, authpi_server = _verify.Result, _verify.Server, _verify.authpi_server
+create_database, drop_database, free_port = _verify.create_database, _verify.drop_database, _verify.free_port
+parse_wrk, server_url = _verify.parse_wrk, _verify.server_url
+
+REDIRECT = "http://127.0.0.1/callback"
+PASSWORD = "bench password 0123456789"
+
+
+def bare_app():  # noqa: ANN201 - built only in the --bare-server subprocess
+    from fastapi import FastAPI
+
+    app = FastAPI()
+    body = {"access_token": "x" * 600, "token_type": "Bearer", "expires_in": 3600, "scope": "invoices:read"}
+
+    @app.post("/token")
+    async def token() -> dict:
+        return body
+
+    @app.get("/healthz")
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    return app
+
+
+def bare_server() -> Server:
+    port = free_port()
+    return Server([sys.executable, __file__, "--bare-server", "--port", str(port)], {}, port)
+
+
+def wrk_post(url: str, path: str, body: str, auth: str, duration: int, connections: int) -> Result:
+    script = f"""
+wrk.method = "POST"
+wrk.body = "{body}"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["Authorization"] = "{auth}"
+"""
+    return _run(script, url + path, duration, connections)
+
+
+def wrk_refresh(url: str, path: str, tokens: list[str], client_id: str, secret: str, duration: int,
+                connections: int) -> Result:
+    """Each connection holds a token; every response's refresh token replaces the one it consumed."""
+    listed = ", ".join(f'"{t}"' for t in tokens)
+    script = f"""
+local pool = {{ {listed} }}
+local thread_pool = {{}}
+for i, t in ipairs(pool) do thread_pool[i] = t end
+request = function()
+  local t = table.remove(thread_pool, 1)
+  if t == nil then t = "exhausted" end
+  local body = "grant_type=refresh_token&client_id={client_id}&client_secret={secret}&refresh_token=" .. t
+  return wrk.format("POST", "{path}", {{["Content-Type"] = "application/x-www-form-urlencoded"}}, body)
+end
+response = function(status, headers, body)
+  local t = string.match(body, '"refresh_token":"([^"]+)"')
+  if t then table.insert(thread_pool, t) end
+end
+"""
+    return _run(script, url + path, duration, connections)
+
+
+def _run(script: str, target: str, duration: int, connections: int) -> Result:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(script)
+        lua = f.name
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", lua, target],
+                         capture_output=True, text=True, check=True).stdout
+    os.unlink(lua)
+    return parse_wrk(out)
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+async def make_fixtures(url: str, server: str, count: int) -> dict:
+    from app.account.service import create_account
+    from app.core.db import Database
+
+    db = Database(url, pool_size=2)
+    try:
+        async with db.unit_of_work() as session:
+            account, key, secret = await create_account(session, "bench")
+    finally:
+        await db.dispose()
+    a = f"/v1/accounts/{account.id}"
+    async with httpx.AsyncClient(base_url=server, auth=(key.id, secret), timeout=30) as admin:
+        issuer = (await admin.post(f"{a}/issuers", json={"name": "bench"})).json()["data"]
+        i = f"{a}/issuers/{issuer['id']}"
+        m2m = (await admin.post(f"{i}/clients", json={"name": "m2m", "settings": {
+            "scopes": ["invoices:read"], "openid": {"application_type": "service",
+                                                    "grant_types": ["client_credentials"]}}})).json()["data"]
+        web = (await admin.post(f"{i}/clients", json={"name": "web", "settings": {
+            "scopes": ["openid", "profile"], "openid": {
+                "grant_types": ["authorization_code", "refresh_token"], "redirect_uris": [REDIRECT]}}})
+               ).json()["data"]
+        user = await admin.post(f"{i}/users", json={"username_type": "email", "username": "bench@example.com",
+                                                    "password": PASSWORD})
+        assert user.status_code in (200, 201), user.text
+    sys.path.insert(0, str(HERE.parent))
+    from tests.oidc.helpers import form_fields, pkce_pair
+
+    tokens = []
+    async with httpx.AsyncClient(timeout=30) as browser:
+        for _ in range(count):
+            verifier, challenge = pkce_pair()
+            r = await browser.get(f"{server}/{issuer['id']}/authorize?" + urlencode({
+                "client_id": web["id"], "redirect_uri": REDIRECT, "response_type": "code", "scope": "openid",
+                "code_challenge": challenge, "code_challenge_method": "S256", "state": "s"}))
+            if "/login?" in r.headers["location"]:
+                login = urljoin(server, r.headers["location"])
+                page = await browser.get(login)
+                r = await browser.post(login.split("?")[0], data={**form_fields(page.text),
+                                                                  "username": "bench@example.com",
+                                                                  "password": PASSWORD})
+                r = await browser.get(urljoin(server, r.headers["location"]))
+            code = parse_qs(urlsplit(r.headers["location"]).query)["code"][0]
+            t = await browser.post(f"{server}/{issuer['id']}/token", data={
+                "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+                "code_verifier": verifier, "client_id": web["id"], "client_secret": web["secret"]})
+            tokens.append(t.json()["refresh_token"])
+    return {"issuer": issuer["id"], "m2m": (m2m["id"], m2m["secret"]), "web": (web["id"], web["secret"]),
+            "tokens": tokens}
+
+
+def provider_server(fmt: str) -> Server | None:
+    node_dir = HERE / "node"
+    if shutil.which("node") is None or not (node_dir / "node_modules" / "oidc-provider").exists():
+        return None
+    port = free_port()
+
+    class NodeServer(Server):
+        pass
+
+    srv = NodeServer.__new__(NodeServer)
+    srv.port, srv.url = port, f"http://127.0.0.1:{port}"
+    srv.log = tempfile.TemporaryFile()
+    srv.proc = subprocess.Popen(["node", str(node_dir / "provider.mjs"), str(port), fmt], cwd=node_dir,
+                                stdout=srv.log, stderr=subprocess.STDOUT)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            httpx.get(srv.url + "/.well-known/openid-configuration", timeout=1)
+            return srv
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    srv.stop()
+    return None
+
+
+def line(name: str, r: Result, base: Result) -> str:
+    return (f"  {name:<40} {r.rps:>8.0f} req/s ({r.rps / base.rps:4.2f}x)  p50 {r.p50_ms:6.2f} ms  "
+            f"p99 {r.p99_ms:7.2f} ms  non-2xx {r.non_2xx}/{r.requests}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=8)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--bare-server", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.bare_server:
+        import uvicorn
+
+        uvicorn.run(bare_app(), host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+        return
+
+    from app.core.migrations import upgrade
+
+    d, c = args.duration, args.connections
+    base_db = server_url()
+    url = asyncio.run(create_database(base_db))
+    servers: list[Server] = []
+    try:
+        upgrade(url)
+        bare = bare_server()
+        servers.append(bare)
+        srv = authpi_server(url)
+        servers.append(srv)
+        fx = asyncio.run(make_fixtures(url, srv.url, c))
+        token_path = f"/{fx['issuer']}/token"
+        cc_body = "grant_type=client_credentials&scope=invoices:read"
+        cc_auth = basic(*fx["m2m"])
+        bare_auth = basic("x", "y")
+
+        _run_warm = wrk_post(bare.url, "/token", cc_body, bare_auth, 2, c)  # noqa: F841 - warm-up
+        base = wrk_post(bare.url, "/token", cc_body, bare_auth, d, c)
+        wrk_post(srv.url, token_path, cc_body, cc_auth, 2, c)
+        cc = wrk_post(srv.url, token_path, cc_body, cc_auth, d, c)
+        refresh = wrk_refresh(srv.url, token_path, fx["tokens"], fx["web"][0], fx["web"][1], d, c)
+
+        provider_results = []
+        for fmt in ("jwt", "opaque"):
+            p = provider_server(fmt)
+            if p is None:
+                continue
+            servers.append(p)
+            auth = basic("bench", "bench-secret")
+            wrk_post(p.url, "/token", cc_body, auth, 2, c)
+            provider_results.append((fmt, wrk_post(p.url, "/token", cc_body, auth, d, c)))
+            p.stop()
+
+        print(f"\nPOST /token benchmark: {d}s runs, wrk -t1, {c} connections, one process per server, "
+              f"{os.cpu_count()} CPUs")
+        print(f"  {'bare FastAPI route (baseline)':<40} {base.rps:>8.0f} req/s          p50 {base.p50_ms:6.2f} ms"
+              f"  p99 {base.p99_ms:7.2f} ms")
+        print(line("authpi client_credentials (ES256 JWT)", cc, base))
+        print(line("authpi refresh_token (rotation)", refresh, base))
+        if not provider_results:
+            print("  oidc-provider: skipped (install Node 20 and run `npm ci` in bench/node)")
+        for fmt, r in provider_results:
+            print(line(f"oidc-provider client_credentials ({fmt})", r, base))
+        print("\nTarget: client_credentials >= 0.40x the bare route, ahead of oidc-provider's JWT figure.")
+    finally:
+        for s in servers:
+            s.stop()
+        asyncio.run(drop_database(base_db, url))
+
+
+if __name__ == "__main__":
+    main()
