@@ -15,6 +15,7 @@ from app.core.errors import Conflict, NotFound, ValidationFailed
 from app.core.ids import new_id, now_ms
 from app.core.pagination import PageParams, paginate
 from app.events.service import record
+from app.models.membership import Membership
 from app.models.user import User
 from app.organization.service import touch
 from app.user.schemas import UserCreate, UserUpdate, normalize_username, username_error
@@ -125,8 +126,20 @@ async def delete_user(session: AsyncSession, user: User, auth: Principal) -> Non
     user.username_normalized = f"deleted:{user.id}"
     user.password_hash = None
     touch(user)
+    # A deleted user belongs to no organization: drop the memberships, each with its own event.
+    memberships = (await session.scalars(select(Membership).where(
+        Membership.account_id == user.account_id, Membership.issuer_id == user.issuer_id,
+        Membership.member_id == user.id).with_for_update())).all()
+    for membership in memberships:
+        await session.delete(membership)
     await session.flush()
-    await _event(session, user, "user.deleted", auth)
+    await _event(session, user, "user.deleted", auth, {"memberships_removed": len(memberships)})
+    for membership in memberships:
+        await record(session, type="organization.membership.deleted", account_id=user.account_id,
+                     issuer_id=user.issuer_id, org_id=membership.org_id, user_id=user.id,
+                     subject={"type": "membership", "id": membership.id, "org_id": membership.org_id,
+                              "member_id": user.id},
+                     data={"reason": "user.deleted"}, auth=auth)
 
 
 async def list_users(session: AsyncSession, *, account_id: str, issuer_id: str, params: PageParams,

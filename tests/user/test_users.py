@@ -300,3 +300,18 @@ class TestUserIsolation:
                      admin.issuer(second_issuer_id).user(user.id).verifiers.list()):
             with pytest.raises(NotFoundError):
                 await call
+
+
+class TestDeleteUserMemberships:
+    async def test_delete_removes_memberships_with_events(self, admin: AuthPIAdmin,
+                                                          account: AccountCredentials, issuer_id: str,
+                                                          pg: asyncpg.Pool):
+        user = await admin.issuer(issuer_id).users.create(ADA)
+        org = await admin.issuer(issuer_id).organizations.create({"name": "Globex Corp"})
+        await admin.issuer(issuer_id).organization(org.id).members.create(
+            {"member_id": user.id, "scopes": ["invoices:read"]})
+        await admin.issuer(issuer_id).users.delete(user.id)
+        assert await pg.fetchval("SELECT count(*) FROM memberships WHERE member_id = $1", user.id) == 0
+        assert (await admin.issuer(issuer_id).organization(org.id).members.list()).data == []
+        event = await last_event(pg, account.account_id, "organization.membership.deleted")
+        assert (event["user_id"], event["org_id"]) == (user.id, org.id)
