@@ -62,19 +62,11 @@ async def get_me(request: Request) -> Response:
     entry = getattr(request.state, "api_key_entry", None)
     if entry is None or principal.type != "api_key":
         return JSONResponse({"data": caller_identity(principal)})
-    batcher = getattr(request.app.state, "event_batcher", None)
-    if batcher is not None:
-        org = not principal.account_level
-        batcher.add(type="api-key.verified", account_id=principal.account_id,
-                    issuer_id=principal.issuer_id if org else None,
-                    org_id=principal.org_id if org else None,
-                    subject={"type": "api_key", "id": principal.key_id, "org_id": principal.org_id,
-                             "issuer_id": principal.issuer_id},
-                    data={"client_ip": request.state.client_address}, auth=principal.event_auth())
-        if request.state.api_key_cold:
-            # A first verification already paid for argon2 and a query: write its event now, so a
-            # trail read right after (the quickstart's step 6) sees it. Warm ones are batched.
-            await batcher.flush()
+    request.app.state.key_verifier.record_verified(entry, request.state.client_address)
+    if request.state.api_key_cold:
+        # A first verification already paid for argon2 and a query: write its event now, so a
+        # trail read right after (the quickstart's step 6) sees it. Warm ones are batched.
+        await request.app.state.event_batcher.flush()
     return Response(entry.me_body, media_type="application/json")
 
 

@@ -87,6 +87,8 @@ class CachedKey:
     valid_until: int | None
     cached_at: float
     trusted: bool
+    # The `api-key.verified` row, built once by build_event; each verification adds id/time/data.
+    event_template: tuple[Any, ...]
 
 
 @dataclass(slots=True)
@@ -303,17 +305,22 @@ def address_allowed(networks: tuple[Any, ...] | None, address: str) -> bool:
     return any(ip in net for net in networks)
 
 
-def client_address(request: Request, trust_proxy_headers: bool) -> str:
+def scope_address(scope: dict[str, Any], trust_proxy_headers: bool) -> str:
     """The caller's address: the socket peer, or (behind a trusted proxy) the last X-Forwarded-For
     hop, which is the address our own proxy saw and the only one a client cannot forge."""
     if trust_proxy_headers:
-        forwarded = request.headers.get("x-forwarded-for")
-        if forwarded:
-            last = forwarded.rsplit(",", 1)[-1].strip()
-            if last:
-                return last
-    client = request.scope.get("client")
+        for name, value in scope.get("headers", ()):
+            if name == b"x-forwarded-for":
+                last = value.decode("latin-1").rsplit(",", 1)[-1].strip()
+                if last:
+                    return last
+                break
+    client = scope.get("client")
     return client[0] if client else "unknown"
+
+
+def client_address(request: Request, trust_proxy_headers: bool) -> str:
+    return scope_address(request.scope, trust_proxy_headers)
 
 
 def _row_problem(r: asyncpg.Record, now: int) -> str | None:
@@ -341,6 +348,18 @@ def _effective_scopes(r: asyncpg.Record, restrictions: dict[str, Any]) -> tuple[
             outside = set(within(scopes, granted))
             scopes = [s for s in scopes if s not in outside]
     return tuple(scopes)
+
+
+def verified_event_template(principal: Principal) -> tuple[Any, ...]:
+    from app.events.batcher import event_row
+
+    org = not principal.account_level
+    return event_row(
+        type="api-key.verified", account_id=principal.account_id,
+        issuer_id=principal.issuer_id if org else None, org_id=principal.org_id if org else None,
+        subject={"type": "api_key", "id": principal.key_id, "org_id": principal.org_id,
+                 "issuer_id": principal.issuer_id},
+        data={}, auth=principal.event_auth(), event_id="evt_template", timestamp=0)
 
 
 def identity_body(principal: Principal) -> bytes:
@@ -452,13 +471,9 @@ class KeyVerifier:
             self._fail_address(address)
             raise Unauthorized(INVALID)
         mac = self.mac(secret)
-        entry = self.cache.get(key_id, mac)
+        entry = self.warm(key_id, mac)
         if entry is not None:
-            if (time.monotonic() - entry.cached_at < self.cache.ttl and entry.trusted and self.live()
-                    and (entry.valid_until is None or entry.valid_until > now_ms())):
-                self.stats["warm"] += 1
-                return self._accept(request, entry, address, cold=False)
-            self.cache.drop_entry(entry)
+            return self._accept(request, entry, address, cold=False)
 
         retry = self.by_address.retry_after(address) or self.by_key.retry_after(key_id)
         if retry is not None:
@@ -468,6 +483,23 @@ class KeyVerifier:
             self._fail_address(address)
             raise Unauthorized(INVALID)
         return await self._cold(request, key_id, secret, mac, address)
+
+    def warm(self, key_id: str, mac: bytes) -> CachedKey | None:
+        """The cached verification of this credential, if it may still be trusted as is."""
+        entry = self.cache.get(key_id, mac)
+        if entry is None:
+            return None
+        if (time.monotonic() - entry.cached_at < self.cache.ttl and entry.trusted and self.live()
+                and (entry.valid_until is None or entry.valid_until > now_ms())):
+            self.stats["warm"] += 1
+            return entry
+        self.cache.drop_entry(entry)
+        return None
+
+    def record_verified(self, entry: CachedKey, address: str) -> None:
+        """One `api-key.verified` event for this verification, batched."""
+        if self.events is not None:
+            self.events.add_occurrence(entry.event_template, '{"client_ip": ' + json.dumps(address) + "}")
 
     async def _cold(self, request: Request, key_id: str, secret: str, mac: bytes, address: str
                     ) -> Principal:
@@ -507,7 +539,8 @@ class KeyVerifier:
             key_id=row.key_id, account_id=row.account_id, org_id=row.org_id, issuer_id=row.issuer_id,
             mac=mac, secret_hash=verified_hash, principal=principal, me_body=identity_body(principal),
             networks=parse_networks(row.restrictions.get("ip_allowlist")), valid_until=valid_until,
-            cached_at=time.monotonic(), trusted=trusted and self.connected)
+            cached_at=time.monotonic(), trusted=trusted and self.connected,
+            event_template=verified_event_template(principal))
         if entry.trusted and self.cache.may_insert(since, row):
             self.cache.put(entry)
         return self._accept(request, entry, address, cold=True)

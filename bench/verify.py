@@ -1,0 +1,408 @@
+"""`GET /v1/me` verification benchmark, as ratios to a bare FastAPI route measured in the same run.
+
+    python bench/verify.py                  # embedded Postgres under .authpi/bench
+    AUTHPI_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres python bench/verify.py
+
+Starts, on 127.0.0.1, one uvicorn process per server (same uvicorn settings: one worker, uvloop,
+httptools, no access log) against a fresh scratch database, and drives them with `wrk`
+(`apt-get install -y wrk`), which is fast enough not to be the bottleneck:
+
+1. bare:  a FastAPI app with one route returning a small JSON body (the baseline);
+2. warm:  `/v1/me` with one organization key, warm in the cache (events batched as in production);
+3. cold:  `/v1/me` on a server with `AUTHPI_KEY_CACHE_TTL_SECONDS=0`, so every request is a first
+          verification (database lookup + argon2id), round-robin over many keys;
+4. flood: the warm run again while a second wrk floods wrong secrets for the same key id and
+          random unknown key ids, once with the default throttles and once with them disabled
+          (every wrong secret reaches argon2, every unknown id the database).
+
+Options: --duration S (default 8) --connections N (default 32) --keys N (cold run, default 64).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Running `python bench/verify.py` puts bench/ first on sys.path, where a sibling script's name
+# (token.py) would shadow the standard library's module of the same name.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import argparse
+import asyncio
+import base64
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SERVER_KEY = "bench-server-key-not-secret-0123456789abcdef"
+AUTHPI = str(Path(sys.executable).with_name("authpi"))
+
+
+# -- the bare baseline ----------------------------------------------------------------------------
+
+def bare_app():  # noqa: ANN201 - built only in the --bare-server subprocess
+    from fastapi import FastAPI
+
+    app = FastAPI()
+    body = {"data": {"type": "api_key", "accounts": [], "organizations": [
+        {"org_id": "org_01jbenchbenchbenchbenchbenc", "scopes": ["invoices:read"]}]}}
+
+    @app.get("/bare")
+    async def bare() -> dict:
+        return body
+
+    @app.get("/healthz")
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    return app
+
+
+# -- database and fixtures ------------------------------------------------------------------------
+
+def server_url() -> str:
+    url = os.environ.get("AUTHPI_DATABASE_URL")
+    if url:
+        return url
+    from app.core.db import start_embedded_postgres
+
+    return start_embedded_postgres(ROOT / ".authpi" / "bench")
+
+
+async def create_database(base: str) -> str:
+    import asyncpg
+
+    from app.core.db import to_asyncpg_dsn, with_database
+
+    name = f"authpi_bench_{uuid.uuid4().hex[:8]}"
+    conn = await asyncpg.connect(to_asyncpg_dsn(with_database(base, "postgres")))
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return with_database(base, name)
+
+
+async def drop_database(base: str, url: str) -> None:
+    import asyncpg
+
+    from app.core.db import database_name, to_asyncpg_dsn, with_database
+
+    conn = await asyncpg.connect(to_asyncpg_dsn(with_database(base, "postgres")))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{database_name(url)}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def make_keys(url: str, count: int) -> list[tuple[str, str]]:
+    """An account, an issuer, an organization and `count` organization keys."""
+    from app.account.service import create_account
+    from app.api_key.service import create_api_key
+    from app.core.db import Database
+    from app.core.ids import new_id, now_ms
+    from app.models.issuer import Issuer
+    from app.models.organization import Organization
+
+    db = Database(url, pool_size=2)
+    try:
+        async with db.unit_of_work() as session:
+            account, _, _ = await create_account(session, "bench")
+            issuer = Issuer(id=new_id("i"), account_id=account.id, name="bench", status="active",
+                            created_at=now_ms())
+            session.add(issuer)
+            await session.flush()
+            org = Organization(id=new_id("org"), account_id=account.id, issuer_id=issuer.id, name="Globex",
+                               status="active", org_type="standard", created_at=now_ms())
+            session.add(org)
+            await session.flush()
+            keys = []
+            for i in range(count):
+                key, secret = await create_api_key(
+                    session, account_id=account.id, owner_kind="organization", issuer_id=issuer.id,
+                    org_id=org.id, name=f"bench-{i}", restrictions={"scopes": ["invoices:read"]},
+                    auth={"type": "system", "actor": "bench"})
+                keys.append((key.id, secret))
+        return keys
+    finally:
+        await db.dispose()
+
+
+# -- servers --------------------------------------------------------------------------------------
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, cmd: list[str], env: dict[str, str], port: int) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                self.log.seek(0)
+                raise RuntimeError(f"server exited: {self.log.read()[-3000:].decode(errors='replace')}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("server did not start")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def authpi_server(url: str, **settings: str) -> Server:
+    port = free_port()
+    env = {"AUTHPI_DATABASE_URL": url, "AUTHPI_SECRET_KEY": SERVER_KEY, "AUTHPI_LOG_LEVEL": "warning",
+           "AUTHPI_WEBHOOKS_RELAY_ENABLED": "false"}
+    env.update({f"AUTHPI_{k.upper()}": v for k, v in settings.items()})
+    return Server([AUTHPI, "serve", "--port", str(port)], env, port)
+
+
+def bare_server() -> Server:
+    port = free_port()
+    return Server([sys.executable, __file__, "--bare-server", "--port", str(port)], {}, port)
+
+
+# -- load -----------------------------------------------------------------------------------------
+
+@dataclass
+class Result:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    non_2xx: int
+
+
+def _ms(value: str) -> float:
+    m = re.match(r"([\d.]+)(us|ms|s)", value)
+    if not m:
+        raise ValueError(value)
+    n, unit = float(m.group(1)), m.group(2)
+    return n / 1000 if unit == "us" else n * 1000 if unit == "s" else n
+
+
+# wrk's Lua: a per-thread list of Authorization headers used round-robin.
+ROUND_ROBIN = """
+local headers = { %s }
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format("GET", "%s", { ["Authorization"] = headers[(i %% #headers) + 1] })
+end
+"""
+
+# Wrong secrets for a real key id, alternating with random well-formed unknown ids.
+FLOOD = """
+local real = "%s"
+local alphabet = "0123456789abcdefghjkmnpqrstvwxyz"
+math.randomseed(os.time())
+local function rnd(n)
+  local t = {}
+  for j = 1, n do local k = math.random(1, 32); t[j] = alphabet:sub(k, k) end
+  return table.concat(t)
+end
+local function b64(data)
+  local b = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
+  return ((data:gsub('.', function(x)
+    local r, byte = '', x:byte()
+    for i = 8, 1, -1 do r = r .. (byte %% 2 ^ i - byte %% 2 ^ (i - 1) > 0 and '1' or '0') end
+    return r
+  end) .. '0000'):gsub('%%d%%d%%d?%%d?%%d?%%d?', function(x)
+    if #x < 6 then return '' end
+    local c = 0
+    for i = 1, 6 do c = c + (x:sub(i, i) == '1' and 2 ^ (6 - i) or 0) end
+    return b:sub(c + 1, c + 1)
+  end) .. ({ '', '==', '=' })[#data %% 3 + 1])
+end
+local n = 0
+request = function()
+  n = n + 1
+  local cred
+  if n %% 2 == 0 then cred = real .. ":sk_wrong_" .. rnd(20) else cred = "key_01" .. rnd(24) .. ":sk_" .. rnd(20) end
+  return wrk.format("GET", "/v1/me", { ["Authorization"] = "Basic " .. b64(cred) })
+end
+"""
+
+
+def basic(key_id: str, secret: str) -> str:
+    return "Basic " + base64.b64encode(f"{key_id}:{secret}".encode()).decode()
+
+
+def wrk(url: str, path: str, headers: list[str] | None, duration: int, connections: int,
+        script: str | None = None) -> tuple[Result, subprocess.Popen[str] | None]:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        if script is None:
+            script = ROUND_ROBIN % (", ".join(f'"{h}"' for h in (headers or [""])), path)
+        f.write(script)
+        lua = f.name
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", lua, url + path],
+                         capture_output=True, text=True, check=True).stdout
+    os.unlink(lua)
+    return parse_wrk(out), None
+
+
+def parse_wrk(out: str) -> Result:
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))
+    p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return Result(rps, p50, p99, total, int(bad.group(1)) if bad else 0)
+
+
+def flood_while(url: str, valid: list[str], real_key: str, duration: int, connections: int
+                ) -> tuple[Result, Result]:
+    """The valid client and the flood at once (two wrk processes)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(FLOOD % real_key)
+        flood_lua = f.name
+    flood = subprocess.Popen(["wrk", "-t1", f"-c{connections}", f"-d{duration + 2}s", "--latency", "-s",
+                              flood_lua, url + "/v1/me"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    time.sleep(1.0)  # the flood is under way before the measured window opens
+    good, _ = wrk(url, "/v1/me", valid, duration, connections)
+    out, _ = flood.communicate()
+    os.unlink(flood_lua)
+    return good, parse_wrk(out)
+
+
+def first_verifications(url: str, keys: list[tuple[str, str]]) -> list[float]:
+    """Latency (ms) of each key's very first request, one at a time."""
+    times = []
+    with httpx.Client(base_url=url) as c:
+        for key_id, secret in keys:
+            t = time.perf_counter()
+            r = c.get("/v1/me", auth=(key_id, secret))
+            times.append((time.perf_counter() - t) * 1000)
+            assert r.status_code == 200, r.text
+    return times
+
+
+def single_requests(url: str, path: str, n: int = 50) -> list[float]:
+    times = []
+    with httpx.Client(base_url=url) as c:
+        for _ in range(n):
+            t = time.perf_counter()
+            c.get(path)
+            times.append((time.perf_counter() - t) * 1000)
+    return times
+
+
+def line(name: str, r: Result, base: Result) -> str:
+    return (f"  {name:<34} {r.rps:>9.0f} req/s ({r.rps / base.rps:4.2f}x)  p50 {r.p50_ms:6.2f} ms "
+            f"({r.p50_ms / base.p50_ms:4.2f}x)  p99 {r.p99_ms:7.2f} ms ({r.p99_ms / base.p99_ms:4.2f}x)"
+            f"  non-2xx {r.non_2xx}/{r.requests}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=8)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--keys", type=int, default=64)
+    parser.add_argument("--bare-server", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.bare_server:
+        import uvicorn
+
+        uvicorn.run(bare_app(), host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+        return
+
+    from app.core.migrations import upgrade
+
+    pg_base = server_url()
+    url = asyncio.run(create_database(pg_base))
+    servers: list[Server] = []
+    try:
+        upgrade(url)
+        keys = asyncio.run(make_keys(url, args.keys + 1))
+        main_key, cold_keys = keys[0], keys[1:]
+        valid = [basic(*main_key)]
+        d, c = args.duration, args.connections
+
+        bare = bare_server()
+        servers.append(bare)
+        warm_srv = authpi_server(url)
+        servers.append(warm_srv)
+        # First verification of fresh keys, one at a time (argon2id + lookup + a synchronous event).
+        firsts = first_verifications(warm_srv.url, cold_keys[: min(20, len(cold_keys))])
+        bare_single = single_requests(bare.url, "/bare")
+
+        wrk(bare.url, "/bare", valid, 2, c)  # warm-up
+        base, _ = wrk(bare.url, "/bare", valid, d, c)
+        wrk(warm_srv.url, "/v1/me", valid, 2, c)
+        warm, _ = wrk(warm_srv.url, "/v1/me", valid, d, c)
+        flood_good, flood_bad = flood_while(warm_srv.url, valid, main_key[0], d, c)
+
+        open_srv = authpi_server(url, auth_fail_limit="1000000000")
+        servers.append(open_srv)
+        wrk(open_srv.url, "/v1/me", valid, 2, c)
+        open_good, open_bad = flood_while(open_srv.url, valid, main_key[0], d, c)
+
+        cold_srv = authpi_server(url, key_cache_ttl_seconds="0", auth_fail_limit="1000000000")
+        servers.append(cold_srv)
+        # Below the argon2 queue cap (16), so the run measures verification, not shedding.
+        cold_conns = 8
+        cold_base, _ = wrk(bare.url, "/bare", valid, d, cold_conns)
+        cold, _ = wrk(cold_srv.url, "/v1/me", [basic(*k) for k in cold_keys], d, cold_conns)
+
+        firsts.sort()
+        bare_single.sort()
+        print(f"\nGET /v1/me verification benchmark: {d}s runs, wrk -t1, {c} connections, one uvicorn worker,"
+              f" {os.cpu_count()} CPUs")
+        print(f"  {'bare FastAPI route (baseline)':<34} {base.rps:>9.0f} req/s          p50 {base.p50_ms:6.2f} ms"
+              f"          p99 {base.p99_ms:7.2f} ms")
+        print(line("warm key (cache hit, events batched)", warm, base))
+        print(line("warm key during flood (throttled)", flood_good, base))
+        print(f"  {'  the flood itself':<34} {flood_bad.rps:>9.0f} req/s, {flood_bad.requests} bad "
+              f"credentials, non-2xx {flood_bad.non_2xx}")
+        print(line("warm key during flood (no throttle)", open_good, base))
+        print(f"  {'  the flood itself':<34} {open_bad.rps:>9.0f} req/s, {open_bad.requests} bad "
+              f"credentials, non-2xx {open_bad.non_2xx}")
+        print(f"  cold (every request a first verification, {cold_conns} connections, vs bare at "
+              f"{cold_conns}: {cold_base.rps:.0f} req/s, p50 {cold_base.p50_ms:.2f} ms, p99 {cold_base.p99_ms:.2f} ms)")
+        print(line("cold verification", cold, cold_base))
+        print(f"  first verification of a fresh key, one at a time: median {firsts[len(firsts) // 2]:.1f} ms,"
+              f" max {firsts[-1]:.1f} ms (bare single request median {bare_single[len(bare_single) // 2]:.2f} ms,"
+              f" {firsts[len(firsts) // 2] / bare_single[len(bare_single) // 2]:.0f}x)")
+        print("\nTargets: warm >= 0.60x bare throughput and p99 <= 2x bare p99; "
+              "flood p99 <= 3x the warm (no-flood) p99.")
+        print(f"  warm throughput {warm.rps / base.rps:.2f}x, warm p99 {warm.p99_ms / base.p99_ms:.2f}x, "
+              f"flood p99 / warm p99: throttled {flood_good.p99_ms / warm.p99_ms:.2f}x, "
+              f"unthrottled {open_good.p99_ms / warm.p99_ms:.2f}x")
+    finally:
+        for s in servers:
+            s.stop()
+        asyncio.run(drop_database(pg_base, url))
+
+
+if __name__ == "__main__":
+    main()
