@@ -56,6 +56,10 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     install_error_handlers(app)
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(RequestLimitsMiddleware, max_body_bytes=settings.max_body_bytes)
+    from app.oidc.fastpath import TokenFastPath
+
+    # Outermost: POST /{issuer}/token skips matching against every /v1 route (the hot path).
+    app.add_middleware(TokenFastPath)
     from app.api_key.fastpath import MeFastPath
 
     # Outermost: a warm GET /v1/me is answered before routing (the hot path).
