@@ -158,8 +158,9 @@ async def make_fixtures(url: str, server: str, count: int) -> dict:
     from tests.oidc.helpers import form_fields, pkce_pair
 
     tokens = []
-    async with httpx.AsyncClient(timeout=30) as browser:
-        for _ in range(count):
+    # One login session per chain, as with real users (a shared session row would serialise them).
+    for _ in range(count):
+        async with httpx.AsyncClient(timeout=30) as browser:
             verifier, challenge = pkce_pair()
             r = await browser.get(f"{server}/{issuer['id']}/authorize?" + urlencode({
                 "client_id": web["id"], "redirect_uri": REDIRECT, "response_type": "code", "scope": "openid",
