@@ -7,7 +7,7 @@ import asyncio
 import json
 import shutil
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
@@ -15,7 +15,7 @@ from authlib.integrations.httpx_client import AsyncOAuth2Client
 from authlib.jose import JsonWebKey, jwt
 from authpi_admin import AuthPIAdmin
 
-from tests.oidc.helpers import PASSWORD, REDIRECT, make_setup, sign_in
+from tests.oidc.helpers import PASSWORD, REDIRECT, authorize_params, make_setup, pkce_pair, sign_in
 
 NODE_DIR = Path(__file__).parent / "node"
 CHROMIUM = "/usr/bin/chromium"
@@ -97,12 +97,9 @@ class TestChromiumHostedLogin:
     async def test_sign_in_through_the_hosted_page(self, live_server, setup) -> None:
         from playwright.async_api import async_playwright
 
-        from tests.oidc.helpers import authorize_params, pkce_pair
-
         verifier, challenge = pkce_pair()
-        from urllib.parse import urlencode
-
-        url = f"{setup.issuer_url(live_server.url)}/authorize?" + urlencode(authorize_params(setup, challenge))
+        query = urlencode(authorize_params(setup, challenge))
+        url = f"{setup.issuer_url(live_server.url)}/authorize?{query}"
         captured: list[str] = []
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=[

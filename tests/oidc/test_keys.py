@@ -15,8 +15,8 @@ class TestRotateSigningKeys:
         setup = await make_setup(admin)
         before = (await client.get(f"/{setup.issuer_id}/jwks.json")).json()["keys"]
         tokens = await code_tokens(client, setup)
-        r = await client.post(f"/v1/accounts/{account.account_id}/issuers/{setup.issuer_id}/signing-keys/rotate",
-                              auth=account.basic)
+        path = f"/v1/accounts/{account.account_id}/issuers/{setup.issuer_id}/signing-keys/rotate"
+        r = await client.post(path, auth=account.basic)
         assert r.status_code == 200
         new_kids = {k["kid"] for k in r.json()["data"]["signing_keys"]}
         after = (await client.get(f"/{setup.issuer_id}/jwks.json")).json()["keys"]
@@ -35,8 +35,8 @@ class TestRotateSigningKeys:
     async def test_other_account_cannot_rotate(self, client: httpx.AsyncClient, admin: AuthPIAdmin,
                                                other_account: AccountCredentials) -> None:
         issuer = await admin.issuers.create({"name": "x"})
-        r = await client.post(f"/v1/accounts/{other_account.account_id}/issuers/{issuer.id}/signing-keys/rotate",
-                              auth=other_account.basic)
+        path = f"/v1/accounts/{other_account.account_id}/issuers/{issuer.id}/signing-keys/rotate"
+        r = await client.post(path, auth=other_account.basic)
         assert r.status_code == 404
 
 

@@ -74,7 +74,8 @@ class TestRedirectUriTampering:
     ])
     async def test_never_redirects(self, client: httpx.AsyncClient, setup, uri: str) -> None:
         _, challenge = pkce_pair()
-        url = f"/{setup.issuer_id}/authorize?" + urlencode(authorize_params(setup, challenge, redirect_uri=uri))
+        params = authorize_params(setup, challenge, redirect_uri=uri)
+        url = f"/{setup.issuer_id}/authorize?" + urlencode(params)
         r = await client.get(url)
         assert r.status_code == 400
         assert "location" not in r.headers
@@ -103,7 +104,8 @@ class TestPkce:
         {"code_challenge_method": "plain"},
         {"code_challenge_method": None},
     ])
-    async def test_missing_or_plain_is_an_error_redirect(self, client: httpx.AsyncClient, setup, extra) -> None:
+    async def test_missing_or_plain_is_an_error_redirect(self, client: httpx.AsyncClient, setup,
+                                                         extra) -> None:
         _, challenge = pkce_pair()
         params = authorize_params(setup, challenge)
         params.update({k: v for k, v in extra.items() if v is not None})
@@ -136,7 +138,8 @@ class TestPkce:
 
 
 class TestCodeReplay:
-    async def test_replay_is_refused_and_revokes_what_was_issued(self, client: httpx.AsyncClient, setup) -> None:
+    async def test_replay_is_refused_and_revokes_what_was_issued(self, client: httpx.AsyncClient,
+                                                                 setup) -> None:
         code, verifier = await get_code(client, setup)
         form = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
                 "code_verifier": verifier, "client_id": setup.web_id, "client_secret": setup.web_secret}
@@ -162,10 +165,12 @@ class TestCodeReplay:
 
 
 class TestRefreshReuse:
-    async def test_reuse_revokes_the_family(self, client: httpx.AsyncClient, setup, admin: AuthPIAdmin) -> None:
+    async def test_reuse_revokes_the_family(self, client: httpx.AsyncClient, setup,
+                                            admin: AuthPIAdmin) -> None:
         tokens = await code_tokens(client, setup)
         form = {"grant_type": "refresh_token", "client_id": setup.web_id, "client_secret": setup.web_secret}
-        r1 = await client.post(f"/{setup.issuer_id}/token", data={**form, "refresh_token": tokens["refresh_token"]})
+        r1 = await client.post(f"/{setup.issuer_id}/token",
+                               data={**form, "refresh_token": tokens["refresh_token"]})
         assert r1.status_code == 200
         rotated = r1.json()
         assert rotated["refresh_token"] != tokens["refresh_token"]
@@ -197,7 +202,8 @@ class TestForgedTokens:
         for jwk in jwks:
             public = RSAKey.import_key(jwk).as_pem(private=False) if jwk["kty"] == "RSA" else None
             for secret in filter(None, [public, json.dumps(jwk).encode()]):
-                signing_input = f"{_b64({'alg': 'HS256', 'kid': jwk['kid'], 'typ': 'at+jwt'})}.{_b64(payload)}"
+                forged_header = _b64({"alg": "HS256", "kid": jwk["kid"], "typ": "at+jwt"})
+                signing_input = f"{forged_header}.{_b64(payload)}"
                 mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
                 forged = signing_input + "." + base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
                 await _assert_refused_everywhere(client, setup, forged)
@@ -234,7 +240,8 @@ class TestForgedTokens:
 
 
 class TestCrossIssuer:
-    async def test_client_of_one_issuer_is_unknown_at_another(self, client, setup, admin: AuthPIAdmin) -> None:
+    async def test_client_of_one_issuer_is_unknown_at_another(self, client, setup,
+                                                              admin: AuthPIAdmin) -> None:
         other = await make_setup(admin)
         r = await client.post(f"/{other.issuer_id}/token", data={"grant_type": "client_credentials"},
                               auth=(setup.m2m_id, setup.m2m_secret))

@@ -70,8 +70,8 @@ class TestSessionIsolation:
     async def test_other_account_gets_404(self, other_admin: AuthPIAdmin, signed_in) -> None:
         setup, _, s = signed_in
         sessions = other_admin.issuer(setup.issuer_id).sessions
-        for call in (lambda: sessions.get(s.id), lambda: sessions.revoke(s.id), lambda: sessions.suspend(s.id),
-                     lambda: sessions.reactivate(s.id),
+        for call in (lambda: sessions.get(s.id), lambda: sessions.revoke(s.id),
+                     lambda: sessions.suspend(s.id), lambda: sessions.reactivate(s.id),
                      lambda: other_admin.issuer(setup.issuer_id).user(setup.user_id).sessions.list()):
             with pytest.raises(NotFoundError):
                 await call()
