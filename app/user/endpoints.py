@@ -8,16 +8,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import envelopes
 from app.core.auth import Principal, scoped
-from app.core.errors import NotFound
+from app.core.errors import NotFound, ValidationFailed
 from app.core.etags import check_if_match
 from app.core.pagination import PageParams, page_params
 from app.core.session import db_session
 from app.issuer.dependencies import get_issuer_in_account
-from app.user import service
+from app.models.user import User
+from app.user import service, verifiers
 from app.user.schemas import (
+    CodeCheck,
+    EnrollmentComplete,
     UserCreate,
     UserUpdate,
     VerifierCreate,
+    VerifierUpdate,
     password_verifier,
     password_verifier_id,
     user_list_item,
@@ -119,19 +123,24 @@ async def delete_user(
     return envelopes.no_content()
 
 
+def _is_password(user: User, verifier_id: str) -> bool:
+    return verifier_id == password_verifier_id(user)
+
+
 @router.get(ONE + "/verifiers")
 async def list_verifiers(
     account_id: str,
     issuer_id: str,
     user_id: str,
     _: Principal = Depends(READ),
-    session: AsyncSession = Depends(db_session, scope="function"),
+    session: AsyncSession = Depends(db_session),
 ) -> JSONResponse:
     """The user's verifiers (never paginated: the SDK's list_all sends no cursor)."""
     await get_issuer_in_account(session, account_id, issuer_id)
     user = await service.get_user(session, account_id=account_id, issuer_id=issuer_id,
                                   user_id=user_id)
     items = [password_verifier(user)] if user.password_hash else []
+    items += [verifiers.verifier_to_api(v) for v in await verifiers.list_totp(session, user)]
     return envelopes.page(items)
 
 
@@ -141,15 +150,48 @@ async def create_verifier(
     issuer_id: str,
     user_id: str,
     body: VerifierCreate,
+    request: Request,
     principal: Principal = Depends(WRITE),
-    session: AsyncSession = Depends(db_session, scope="function"),
+    session: AsyncSession = Depends(db_session),
 ) -> JSONResponse:
-    """Set or replace the user's password (the response never carries it)."""
-    await get_issuer_in_account(session, account_id, issuer_id)
+    """Set the password (`type: password`; never echoed) or start a TOTP enrollment (`type: totp`;
+    the key is shown in this response only)."""
+    issuer = await get_issuer_in_account(session, account_id, issuer_id)
+    if body.type == "password" and body.password is None:
+        raise ValidationFailed("A password verifier needs a password", field="password",
+                               code="missing")
+    if body.type == "totp" and body.password is not None:
+        raise ValidationFailed("A TOTP verifier takes no password", field="password")
     user = await service.get_user(session, account_id=account_id, issuer_id=issuer_id,
                                   user_id=user_id, for_update=True)
-    user = await service.set_password(session, user, body.password, principal)
-    return envelopes.created(password_verifier(user))
+    if body.type == "password":
+        assert body.password is not None
+        user = await service.set_password(session, user, body.password, principal)
+        return envelopes.created(password_verifier(user))
+    _, enrollment = await verifiers.start_totp(
+        session, user, name=body.name, issuer_name=issuer.name,
+        server_key=request.app.state.secret_key, auth=principal)
+    return envelopes.created(enrollment)
+
+
+@router.post(ONE + "/verifiers/complete-enrollment")
+async def complete_enrollment(
+    account_id: str,
+    issuer_id: str,
+    user_id: str,
+    body: EnrollmentComplete,
+    request: Request,
+    principal: Principal = Depends(WRITE),
+    session: AsyncSession = Depends(db_session),
+) -> JSONResponse:
+    """Confirm a TOTP enrollment with a current code; answers the backup codes once."""
+    await get_issuer_in_account(session, account_id, issuer_id)
+    user = await service.get_user(session, account_id=account_id, issuer_id=issuer_id,
+                                  user_id=user_id)
+    result = await verifiers.complete_totp(session, user, enrollment_id=body.enrollment_id,
+                                           code=body.code, server_key=request.app.state.secret_key,
+                                           auth=principal)
+    return envelopes.obj(result)
 
 
 @router.get(ONE + "/verifiers/{verifier_id}")
@@ -159,15 +201,41 @@ async def get_verifier(
     user_id: str,
     verifier_id: str,
     _: Principal = Depends(READ),
-    session: AsyncSession = Depends(db_session, scope="function"),
+    session: AsyncSession = Depends(db_session),
 ) -> JSONResponse:
-    """One verifier of the user."""
+    """One verifier of the user (never its secret)."""
     await get_issuer_in_account(session, account_id, issuer_id)
     user = await service.get_user(session, account_id=account_id, issuer_id=issuer_id,
                                   user_id=user_id)
-    if not user.password_hash or verifier_id != password_verifier_id(user):
-        raise NotFound("verifier")
-    return envelopes.obj(password_verifier(user))
+    if _is_password(user, verifier_id):
+        if not user.password_hash:
+            raise NotFound("verifier")
+        return envelopes.obj(password_verifier(user))
+    return envelopes.obj(verifiers.verifier_to_api(await verifiers.get_totp(session, user, verifier_id)))
+
+
+@router.patch(ONE + "/verifiers/{verifier_id}")
+async def update_verifier(
+    account_id: str,
+    issuer_id: str,
+    user_id: str,
+    verifier_id: str,
+    body: VerifierUpdate,
+    request: Request,
+    principal: Principal = Depends(WRITE),
+    session: AsyncSession = Depends(db_session),
+) -> JSONResponse:
+    """Rename a TOTP verifier, or disable / re-enable it."""
+    await get_issuer_in_account(session, account_id, issuer_id)
+    user = await service.get_user(session, account_id=account_id, issuer_id=issuer_id,
+                                  user_id=user_id)
+    if _is_password(user, verifier_id) and user.password_hash:
+        raise ValidationFailed("The password verifier is changed by creating a new one",
+                               field="verifier_id")
+    v = await verifiers.get_totp(session, user, verifier_id, for_update=True)
+    check_if_match(request, v.version)
+    v = await verifiers.update_totp(session, user, v, body.model_dump(exclude_unset=True), principal)
+    return envelopes.obj(verifiers.verifier_to_api(v))
 
 
 @router.delete(ONE + "/verifiers/{verifier_id}", status_code=204)
@@ -178,14 +246,67 @@ async def delete_verifier(
     verifier_id: str,
     request: Request,
     principal: Principal = Depends(WRITE),
-    session: AsyncSession = Depends(db_session, scope="function"),
+    session: AsyncSession = Depends(db_session),
 ) -> Response:
     """Remove a verifier; removing the password verifier clears the password."""
     await get_issuer_in_account(session, account_id, issuer_id)
     user = await service.get_user(session, account_id=account_id, issuer_id=issuer_id,
                                   user_id=user_id, for_update=True)
-    if not user.password_hash or verifier_id != password_verifier_id(user):
-        raise NotFound("verifier")
-    check_if_match(request, password_verifier(user)["created_at"])
-    await service.remove_password(session, user, principal)
+    if _is_password(user, verifier_id):
+        if not user.password_hash:
+            raise NotFound("verifier")
+        check_if_match(request, password_verifier(user)["created_at"])
+        await service.remove_password(session, user, principal)
+        return envelopes.no_content()
+    v = await verifiers.get_totp(session, user, verifier_id, for_update=True)
+    check_if_match(request, v.version)
+    await verifiers.delete_totp(session, user, v, principal)
     return envelopes.no_content()
+
+
+@router.post(ONE + "/verifiers/{verifier_id}/regenerate")
+async def regenerate_backup_codes(
+    account_id: str,
+    issuer_id: str,
+    user_id: str,
+    verifier_id: str,
+    request: Request,
+    principal: Principal = Depends(WRITE),
+    session: AsyncSession = Depends(db_session),
+) -> JSONResponse:
+    """Replace a TOTP verifier's backup codes (the new codes are shown once; no body)."""
+    await get_issuer_in_account(session, account_id, issuer_id)
+    user = await service.get_user(session, account_id=account_id, issuer_id=issuer_id,
+                                  user_id=user_id)
+    if _is_password(user, verifier_id) and user.password_hash:
+        raise ValidationFailed("Only TOTP verifiers have backup codes", field="verifier_id")
+    v = await verifiers.get_totp(session, user, verifier_id, for_update=True)
+    check_if_match(request, v.version)
+    codes = await verifiers.regenerate_codes(session, user, v, server_key=request.app.state.secret_key,
+                                             auth=principal)
+    return envelopes.obj({"codes": codes})
+
+
+@router.post(ONE + "/verifiers/{verifier_id}/verify")
+async def verify_verifier(
+    account_id: str,
+    issuer_id: str,
+    user_id: str,
+    verifier_id: str,
+    body: CodeCheck,
+    request: Request,
+    principal: Principal = Depends(WRITE),
+    session: AsyncSession = Depends(db_session),
+) -> JSONResponse:
+    """Check a TOTP or backup code; each code is accepted once."""
+    await get_issuer_in_account(session, account_id, issuer_id)
+    user = await service.get_user(session, account_id=account_id, issuer_id=issuer_id,
+                                  user_id=user_id)
+    if _is_password(user, verifier_id) and user.password_hash:
+        raise ValidationFailed("The password verifier is not checked with a code",
+                               field="verifier_id")
+    v = await verifiers.get_totp(session, user, verifier_id, for_update=True)
+    check_if_match(request, v.version)
+    result = await verifiers.verify_code(session, user, v, code=body.code,
+                                         server_key=request.app.state.secret_key, auth=principal)
+    return envelopes.obj(result)

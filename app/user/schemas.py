@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import StringConstraints, ValidationInfo, field_validator
 
 from app.core.crypto import hmac_sha256
-from app.core.validation import JsonObject, Metadata, ScopeList, StrictModel
+from app.core.validation import JsonObject, Metadata, ScopeList, ShortText, StrictModel
 from app.models.user import User
 
 # A pragmatic address check (no dependency): one @, a dotted domain, no spaces or control chars.
@@ -82,8 +82,24 @@ class UserUpdate(StrictModel):
 
 
 class VerifierCreate(StrictModel):
-    type: Literal["password"]
-    password: Password
+    type: Literal["password", "totp"]
+    # type password: the new password (required); type totp: a display name (optional).
+    password: Password | None = None
+    name: ShortText | None = None
+
+
+class EnrollmentComplete(StrictModel):
+    enrollment_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    code: Annotated[str, StringConstraints(min_length=1, max_length=32)]
+
+
+class VerifierUpdate(StrictModel):
+    name: ShortText | None = None
+    status: Literal["active", "disabled"] | None = None
+
+
+class CodeCheck(StrictModel):
+    code: Annotated[str, StringConstraints(min_length=1, max_length=32)]
 
 
 def user_to_api(user: User) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,6 +17,7 @@ from app.core.pagination import PageParams, paginate
 from app.events.service import record
 from app.models.membership import Membership
 from app.models.user import User
+from app.models.user_verifier import UserVerifier
 from app.organization.service import touch
 from app.user.schemas import UserCreate, UserUpdate, normalize_username, username_error
 
@@ -132,6 +133,9 @@ async def delete_user(session: AsyncSession, user: User, auth: Principal) -> Non
         Membership.member_id == user.id).with_for_update())).all()
     for membership in memberships:
         await session.delete(membership)
+    # Second factors hold key material: a deleted user keeps none.
+    await session.execute(delete(UserVerifier).where(UserVerifier.user_id == user.id,
+                                                     UserVerifier.account_id == user.account_id))
     await session.flush()
     await _event(session, user, "user.deleted", auth, {"memberships_removed": len(memberships)})
     for membership in memberships:
