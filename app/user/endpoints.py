@@ -133,7 +133,7 @@ async def list_verifiers(
     issuer_id: str,
     user_id: str,
     _: Principal = Depends(READ),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """The user's verifiers (never paginated: the SDK's list_all sends no cursor)."""
     await get_issuer_in_account(session, account_id, issuer_id)
@@ -152,7 +152,7 @@ async def create_verifier(
     body: VerifierCreate,
     request: Request,
     principal: Principal = Depends(WRITE),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Set the password (`type: password`; never echoed) or start a TOTP enrollment (`type: totp`;
     the key is shown in this response only)."""
@@ -182,7 +182,7 @@ async def complete_enrollment(
     body: EnrollmentComplete,
     request: Request,
     principal: Principal = Depends(WRITE),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Confirm a TOTP enrollment with a current code; answers the backup codes once."""
     await get_issuer_in_account(session, account_id, issuer_id)
@@ -201,7 +201,7 @@ async def get_verifier(
     user_id: str,
     verifier_id: str,
     _: Principal = Depends(READ),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """One verifier of the user (never its secret)."""
     await get_issuer_in_account(session, account_id, issuer_id)
@@ -223,7 +223,7 @@ async def update_verifier(
     body: VerifierUpdate,
     request: Request,
     principal: Principal = Depends(WRITE),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Rename a TOTP verifier, or disable / re-enable it."""
     await get_issuer_in_account(session, account_id, issuer_id)
@@ -246,7 +246,7 @@ async def delete_verifier(
     verifier_id: str,
     request: Request,
     principal: Principal = Depends(WRITE),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> Response:
     """Remove a verifier; removing the password verifier clears the password."""
     await get_issuer_in_account(session, account_id, issuer_id)
@@ -272,7 +272,7 @@ async def regenerate_backup_codes(
     verifier_id: str,
     request: Request,
     principal: Principal = Depends(WRITE),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Replace a TOTP verifier's backup codes (the new codes are shown once; no body)."""
     await get_issuer_in_account(session, account_id, issuer_id)
@@ -296,7 +296,7 @@ async def verify_verifier(
     body: CodeCheck,
     request: Request,
     principal: Principal = Depends(WRITE),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Check a TOTP or backup code; each code is accepted once."""
     await get_issuer_in_account(session, account_id, issuer_id)
