@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     # Metered events (api-key.verified): minimum gap between two batch COPYs under load (a lone
     # event is written at once; every event within 1 s at most).
     event_batch_interval_seconds: float = 0.05
+    # A 429 for too many failed attempts is sent after this delay, so a flooding client that
+    # retries at once takes a small share of the server (sleeping costs nothing).
+    auth_throttle_delay_seconds: float = 0.5
     webhooks_allow_private: bool = False
     # Run the webhook relay inside `authpi serve` (set false when running `authpi worker` apart).
     webhooks_relay_enabled: bool = True

@@ -15,9 +15,12 @@ httptools, no access log) against a fresh scratch database, and drives them with
           random unknown key ids, once with the default throttles and once with them disabled
           (every wrong secret reaches argon2, every unknown id the database).
 
-Options: --duration S (default 8) --connections N (default 32) --keys N (cold run, default 64).
+Options: --duration S (default 8) --connections N (default 32) --keys N (cold run, default 64)
+--flood-connections N (default 256: a throttled caller waits AUTHPI_AUTH_THROTTLE_DELAY_SECONDS
+before each 429, so a closed-loop flood needs many connections to send thousands of requests).
 """
 
+# ruff: noqa: E402 - bench/ must leave sys.path before the standard library's imports below
 from __future__ import annotations
 
 import sys
@@ -153,7 +156,8 @@ class Server:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.log = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
         deadline = time.time() + 60
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -245,7 +249,8 @@ local n = 0
 request = function()
   n = n + 1
   local cred
-  if n %% 2 == 0 then cred = real .. ":sk_wrong_" .. rnd(20) else cred = "key_01" .. rnd(24) .. ":sk_" .. rnd(20) end
+  if n %% 2 == 0 then cred = real .. ":sk_wrong_" .. rnd(20)
+  else cred = "key_01" .. rnd(24) .. ":sk_" .. rnd(20) end
   return wrk.format("GET", "/v1/me", { ["Authorization"] = "Basic " .. b64(cred) })
 end
 """
@@ -262,7 +267,8 @@ def wrk(url: str, path: str, headers: list[str] | None, duration: int, connectio
             script = ROUND_ROBIN % (", ".join(f'"{h}"' for h in (headers or [""])), path)
         f.write(script)
         lua = f.name
-    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", lua, url + path],
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", lua,
+                          url + path],
                          capture_output=True, text=True, check=True).stdout
     os.unlink(lua)
     return parse_wrk(out), None
@@ -277,13 +283,13 @@ def parse_wrk(out: str) -> Result:
     return Result(rps, p50, p99, total, int(bad.group(1)) if bad else 0)
 
 
-def flood_while(url: str, valid: list[str], real_key: str, duration: int, connections: int
-                ) -> tuple[Result, Result]:
+def flood_while(url: str, valid: list[str], real_key: str, duration: int, connections: int,
+                flood_connections: int) -> tuple[Result, Result]:
     """The valid client and the flood at once (two wrk processes)."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(FLOOD % real_key)
         flood_lua = f.name
-    flood = subprocess.Popen(["wrk", "-t1", f"-c{connections}", f"-d{duration + 2}s", "--latency", "-s",
+    flood = subprocess.Popen(["wrk", "-t1", f"-c{flood_connections}", f"-d{duration + 2}s", "--latency", "-s",
                               flood_lua, url + "/v1/me"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True)
     time.sleep(1.0)  # the flood is under way before the measured window opens
@@ -322,10 +328,12 @@ def line(name: str, r: Result, base: Result) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=8)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--keys", type=int, default=64)
+    parser.add_argument("--flood-connections", type=int, default=256)
     parser.add_argument("--bare-server", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -360,12 +368,12 @@ def main() -> None:
         base, _ = wrk(bare.url, "/bare", valid, d, c)
         wrk(warm_srv.url, "/v1/me", valid, 2, c)
         warm, _ = wrk(warm_srv.url, "/v1/me", valid, d, c)
-        flood_good, flood_bad = flood_while(warm_srv.url, valid, main_key[0], d, c)
+        flood_good, flood_bad = flood_while(warm_srv.url, valid, main_key[0], d, c, args.flood_connections)
 
         open_srv = authpi_server(url, auth_fail_limit="1000000000")
         servers.append(open_srv)
         wrk(open_srv.url, "/v1/me", valid, 2, c)
-        open_good, open_bad = flood_while(open_srv.url, valid, main_key[0], d, c)
+        open_good, open_bad = flood_while(open_srv.url, valid, main_key[0], d, c, args.flood_connections)
 
         cold_srv = authpi_server(url, key_cache_ttl_seconds="0", auth_fail_limit="1000000000")
         servers.append(cold_srv)
@@ -378,7 +386,8 @@ def main() -> None:
         bare_single.sort()
         print(f"\nGET /v1/me verification benchmark: {d}s runs, wrk -t1, {c} connections, one uvicorn worker,"
               f" {os.cpu_count()} CPUs")
-        print(f"  {'bare FastAPI route (baseline)':<34} {base.rps:>9.0f} req/s          p50 {base.p50_ms:6.2f} ms"
+        print(f"  {'bare FastAPI route (baseline)':<34} {base.rps:>9.0f} req/s          "
+              f"p50 {base.p50_ms:6.2f} ms"
               f"          p99 {base.p99_ms:7.2f} ms")
         print(line("warm key (cache hit, events batched)", warm, base))
         print(line("warm key during flood (throttled)", flood_good, base))
@@ -388,10 +397,12 @@ def main() -> None:
         print(f"  {'  the flood itself':<34} {open_bad.rps:>9.0f} req/s, {open_bad.requests} bad "
               f"credentials, non-2xx {open_bad.non_2xx}")
         print(f"  cold (every request a first verification, {cold_conns} connections, vs bare at "
-              f"{cold_conns}: {cold_base.rps:.0f} req/s, p50 {cold_base.p50_ms:.2f} ms, p99 {cold_base.p99_ms:.2f} ms)")
+              f"{cold_conns}: {cold_base.rps:.0f} req/s, p50 {cold_base.p50_ms:.2f} ms, "
+              f"p99 {cold_base.p99_ms:.2f} ms)")
         print(line("cold verification", cold, cold_base))
         print(f"  first verification of a fresh key, one at a time: median {firsts[len(firsts) // 2]:.1f} ms,"
-              f" max {firsts[-1]:.1f} ms (bare single request median {bare_single[len(bare_single) // 2]:.2f} ms,"
+              f" max {firsts[-1]:.1f} ms (bare single request median "
+              f"{bare_single[len(bare_single) // 2]:.2f} ms,"
               f" {firsts[len(firsts) // 2] / bare_single[len(bare_single) // 2]:.0f}x)")
         print("\nTargets: warm >= 0.60x bare throughput and p99 <= 2x bare p99; "
               "flood p99 <= 3x the warm (no-flood) p99.")

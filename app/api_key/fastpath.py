@@ -16,6 +16,7 @@ from typing import Any
 
 from app.api_key.verification import MAX_SECRET_LENGTH, address_allowed, scope_address
 from app.core.auth import MAX_AUTH_HEADER
+from app.core.errors import error_response
 
 _HEADERS = [(b"content-type", b"application/json")]
 
@@ -26,11 +27,11 @@ class MeFastPath:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"] == "/v1/me" and scope["method"] == "GET":
-            if await self._serve_warm(scope, send):
+            if await self._serve(scope, receive, send):
                 return
         await self.app(scope, receive, send)
 
-    async def _serve_warm(self, scope: dict[str, Any], send: Any) -> bool:
+    async def _serve(self, scope: dict[str, Any], receive: Any, send: Any) -> bool:
         verifier = getattr(scope["app"].state, "key_verifier", None)
         if verifier is None:
             return False
@@ -49,9 +50,16 @@ class MeFastPath:
         if not sep or not key_id or not secret or len(secret) > MAX_SECRET_LENGTH:
             return False
         entry = verifier.warm(key_id, verifier.mac(secret))
-        if entry is None:
-            return False
         address = scope_address(scope, verifier.settings.trust_proxy_headers)
+        if entry is None:
+            # A flood of bad credentials must cost about what a warm hit costs: the refusals that
+            # need no database are answered here too (the same bodies as the normal stack's).
+            refusal = verifier.refuse_early(key_id, secret, address)
+            if refusal is None:
+                return False
+            await verifier.slow_down(refusal)
+            await error_response(refusal)(scope, receive, send)
+            return True
         if entry.networks is not None and not address_allowed(entry.networks, address):
             return False
         verifier.record_verified(entry, address)

@@ -45,7 +45,7 @@ from app.config import Settings
 from app.core.auth import Principal
 from app.core.crypto import verify_secret
 from app.core.db import to_asyncpg_dsn
-from app.core.errors import Forbidden, TooManyRequests, Unauthorized
+from app.core.errors import ApiError, Forbidden, TooManyRequests, Unauthorized
 from app.core.ids import looks_like_id, now_ms
 from app.core.scopes import within
 
@@ -378,6 +378,7 @@ class KeyVerifier:
         self.by_key = FailureThrottle(settings.auth_fail_limit, settings.auth_fail_window_seconds)
         self.by_address = FailureThrottle(settings.auth_fail_limit, settings.auth_fail_window_seconds)
         self.argon2 = Argon2Gate(settings.argon2_workers, settings.argon2_max_pending)
+        self.throttle_delay = settings.auth_throttle_delay_seconds
         self._mac_key = os.urandom(32)
         self.pool: asyncpg.Pool | None = None
         self.connected = False
@@ -467,22 +468,40 @@ class KeyVerifier:
 
     async def verify(self, request: Request, key_id: str, secret: str) -> Principal:
         address = client_address(request, self.settings.trust_proxy_headers)
-        if not looks_like_id(key_id, "key") or len(secret) > MAX_SECRET_LENGTH:
-            self._fail_address(address)
-            raise Unauthorized(INVALID)
         mac = self.mac(secret)
         entry = self.warm(key_id, mac)
         if entry is not None:
             return self._accept(request, entry, address, cold=False)
+        refusal = self.refuse_early(key_id, secret, address)
+        if refusal is not None:
+            await self.slow_down(refusal)
+            raise refusal
+        try:
+            return await self._cold(request, key_id, secret, mac, address)
+        except TooManyRequests as shed:
+            await self.slow_down(shed)
+            raise
 
+    def refuse_early(self, key_id: str, secret: str, address: str) -> ApiError | None:
+        """Refusals that need neither the database nor argon2 (after a cache miss): malformed ids,
+        throttled callers and ids known not to exist."""
+        if not looks_like_id(key_id, "key") or len(secret) > MAX_SECRET_LENGTH:
+            self._fail_address(address)
+            return Unauthorized(INVALID)
         retry = self.by_address.retry_after(address) or self.by_key.retry_after(key_id)
         if retry is not None:
             self.stats["rejected"] += 1
-            raise TooManyRequests(retry, "Too many failed authentication attempts")
+            return TooManyRequests(retry, "Too many failed authentication attempts")
         if self.cache.is_known_missing(key_id):
             self._fail_address(address)
-            raise Unauthorized(INVALID)
-        return await self._cold(request, key_id, secret, mac, address)
+            return Unauthorized(INVALID)
+        return None
+
+    async def slow_down(self, refusal: ApiError) -> None:
+        """A throttled or shed caller waits before its 429: a client that keeps retrying at once
+        (a flood) then takes a small share of the event loop. Sleeping costs no CPU."""
+        if isinstance(refusal, TooManyRequests) and self.throttle_delay > 0:
+            await asyncio.sleep(self.throttle_delay)
 
     def warm(self, key_id: str, mac: bytes) -> CachedKey | None:
         """The cached verification of this credential, if it may still be trusted as is."""

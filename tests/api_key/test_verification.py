@@ -358,3 +358,31 @@ class TestRotationGrace:
         async with sdk_for(app, (key.id, key.secret_plain)) as caller:
             with pytest.raises(AuthenticationError):
                 await caller.whoami()
+
+
+class TestFastPath:
+    async def test_warm_answer_matches_the_normal_stack(self, app: FastAPI, admin: AuthPIAdmin, org: OrgRef,
+                                                        anon: httpx.AsyncClient):
+        key = await org_key(admin, org)
+        cold = await me(anon, key.id, key.secret_plain)  # the normal stack (a miss)
+        warm = await me(anon, key.id, key.secret_plain)  # answered before routing
+        assert warm.json() == cold.json()
+        assert warm.headers["content-type"] == "application/json"
+
+    async def test_throttled_429_is_slowed_down_and_costs_no_lookup(
+            self, app: FastAPI, client_from: Callable[..., httpx.AsyncClient]):
+        v = verifier(app)
+        saved, v.throttle_delay = v.throttle_delay, 0.3
+        try:
+            async with client_from() as c:
+                for i in range(v.settings.auth_fail_limit):
+                    assert_401(await me(c, f"key_01jzzzzzzzzzzzzzzzzzzzz{i:03d}", "sk_x"))
+                cold = v.stats["cold"]
+                started = asyncio.get_running_loop().time()
+                r = await me(c, "key_01jzzzzzzzzzzzzzzzzzzzyyyy", "sk_x")
+                assert r.status_code == 429
+                assert asyncio.get_running_loop().time() - started >= 0.3
+                assert r.json()["error"] == "rate_limited"
+                assert v.stats["cold"] == cold
+        finally:
+            v.throttle_delay = saved
