@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, StatusFields, Timestamps, json_list, json_object
@@ -29,3 +29,6 @@ class Organization(Base, Timestamps, StatusFields):
     # address, business_details, contact, social_links, custom_fields: display data, kept together.
     profile: Mapped[dict[str, Any]] = json_object()
     metadata_: Mapped[dict[str, Any]] = json_object("metadata")
+    # The SSO connection secret (argon2id), shown once by sso/rotate-secret (revision 0202).
+    sso_secret_hash: Mapped[str | None] = mapped_column(Text, nullable=True)
+    sso_secret_rotated_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

@@ -26,5 +26,8 @@ class User(Base, Timestamps, StatusFields):
     metadata_: Mapped[dict[str, Any]] = json_object("metadata")
     # argon2id; never serialised.
     password_hash: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Admission by an administrator: {status: pending|approved|rejected, requested_at, decided_at,
+    # decided_by, reason}; empty when the user never needed approval (revision 0202).
+    approval: Mapped[dict[str, Any]] = json_object()
     # When the password was last set: the password verifier's created_at (revision 0200).
     password_changed_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

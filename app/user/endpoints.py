@@ -1,4 +1,4 @@
-"""Users of an issuer and their password verifier (SDK-CONTRACT §2.18)."""
+"""Users of an issuer, their verifiers and trusted devices, and approvals (SDK-CONTRACT §2.18, §2.19)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ from app.core.pagination import PageParams, page_params
 from app.core.session import db_session
 from app.issuer.dependencies import get_issuer_in_account
 from app.models.user import User
-from app.user import service, verifiers
+from app.user import devices, service, verifiers
 from app.user.schemas import (
+    ApprovalDecision,
     CodeCheck,
+    DeviceCreate,
     EnrollmentComplete,
     UserCreate,
     UserUpdate,
@@ -32,6 +34,7 @@ router = APIRouter(tags=["users"])
 
 USERS = "/accounts/{account_id}/issuers/{issuer_id}/users"
 ONE = USERS + "/{user_id}"
+APPROVALS = "/accounts/{account_id}/issuers/{issuer_id}/approvals"
 READ = scoped("issuers.users", "read")
 WRITE = scoped("issuers.users", "write")
 
@@ -310,3 +313,121 @@ async def verify_verifier(
     result = await verifiers.verify_code(session, user, v, code=body.code,
                                          server_key=request.app.state.secret_key, auth=principal)
     return envelopes.obj(result)
+
+
+@router.get(APPROVALS)
+async def list_approvals(
+    account_id: str,
+    issuer_id: str,
+    request: Request,
+    params: PageParams = Depends(page_params),
+    _: Principal = Depends(READ),
+    session: AsyncSession = Depends(db_session, scope="function"),
+) -> JSONResponse:
+    """Users awaiting an approval decision, newest first."""
+    await get_issuer_in_account(session, account_id, issuer_id)
+    rows, has_more, cursor = await service.list_pending_approvals(
+        session, account_id=account_id, issuer_id=issuer_id, params=params)
+    key = request.app.state.secret_key
+    return envelopes.page([user_list_item(u, key) for u in rows], has_more=has_more,
+                          next_cursor=cursor)
+
+
+@router.get(APPROVALS + "/{user_id}")
+async def get_approval(
+    account_id: str,
+    issuer_id: str,
+    user_id: str,
+    _: Principal = Depends(READ),
+    session: AsyncSession = Depends(db_session, scope="function"),
+) -> JSONResponse:
+    """The user behind an approval (its id is the user id), with its `approval` object."""
+    await get_issuer_in_account(session, account_id, issuer_id)
+    user = await service.get_approval_user(session, account_id=account_id, issuer_id=issuer_id,
+                                           user_id=user_id)
+    return envelopes.obj(user_to_api(user))
+
+
+@router.patch(APPROVALS + "/{user_id}")
+async def decide_approval(
+    account_id: str,
+    issuer_id: str,
+    user_id: str,
+    body: ApprovalDecision,
+    request: Request,
+    principal: Principal = Depends(WRITE),
+    session: AsyncSession = Depends(db_session, scope="function"),
+) -> JSONResponse:
+    """Approve (the user becomes active) or reject (the user can never sign in)."""
+    await get_issuer_in_account(session, account_id, issuer_id)
+    user = await service.get_approval_user(session, account_id=account_id, issuer_id=issuer_id,
+                                           user_id=user_id, for_update=True)
+    check_if_match(request, user.version)
+    user = await service.decide_approval(session, user, status=body.status, reason=body.reason,
+                                         auth=principal)
+    return envelopes.obj(user_to_api(user))
+
+
+@router.get(ONE + "/trusted-devices")
+async def list_trusted_devices(
+    account_id: str,
+    issuer_id: str,
+    user_id: str,
+    _: Principal = Depends(READ),
+    session: AsyncSession = Depends(db_session, scope="function"),
+) -> JSONResponse:
+    """The user's unexpired trusted devices (never paginated: list_all sends no cursor)."""
+    await get_issuer_in_account(session, account_id, issuer_id)
+    user = await service.get_user(session, account_id=account_id, issuer_id=issuer_id,
+                                  user_id=user_id)
+    return envelopes.page([devices.device_to_api(d) for d in await devices.list_devices(session, user)])
+
+
+@router.post(ONE + "/trusted-devices/revoke-all")
+async def revoke_all_trusted_devices(
+    account_id: str,
+    issuer_id: str,
+    user_id: str,
+    principal: Principal = Depends(WRITE),
+    session: AsyncSession = Depends(db_session, scope="function"),
+) -> JSONResponse:
+    """Forget every trusted device of the user (no body)."""
+    await get_issuer_in_account(session, account_id, issuer_id)
+    user = await service.get_user(session, account_id=account_id, issuer_id=issuer_id,
+                                  user_id=user_id, for_update=True)
+    return envelopes.obj({"revoked_count": await devices.revoke_all(session, user, principal)})
+
+
+@router.post(ONE + "/trusted-devices", status_code=201)
+async def create_trusted_device(
+    account_id: str,
+    issuer_id: str,
+    user_id: str,
+    body: DeviceCreate,
+    principal: Principal = Depends(WRITE),
+    session: AsyncSession = Depends(db_session, scope="function"),
+) -> JSONResponse:
+    """Trust a device (by fingerprint) until `expires_at` (default 30 days)."""
+    await get_issuer_in_account(session, account_id, issuer_id)
+    user = await service.get_user(session, account_id=account_id, issuer_id=issuer_id,
+                                  user_id=user_id)
+    device = await devices.trust_device(session, user, body, principal)
+    return envelopes.created({"device_id": device.id, "expires_at": device.expires_at},
+                             etag_ms=device.version)
+
+
+@router.delete(ONE + "/trusted-devices/{device_id}", status_code=204)
+async def delete_trusted_device(
+    account_id: str,
+    issuer_id: str,
+    user_id: str,
+    device_id: str,
+    principal: Principal = Depends(WRITE),
+    session: AsyncSession = Depends(db_session, scope="function"),
+) -> Response:
+    """Forget one trusted device."""
+    await get_issuer_in_account(session, account_id, issuer_id)
+    user = await service.get_user(session, account_id=account_id, issuer_id=issuer_id,
+                                  user_id=user_id)
+    await devices.revoke_device(session, user, device_id, principal)
+    return envelopes.no_content()

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import StringConstraints, ValidationInfo, field_validator
 
 from app.core.crypto import hmac_sha256
-from app.core.validation import JsonObject, Metadata, ScopeList, ShortText, StrictModel
+from app.core.validation import JsonObject, Metadata, ScopeList, ShortText, StrictModel, TimestampMs
 from app.models.user import User
 
 # A pragmatic address check (no dependency): one @, a dotted domain, no spaces or control chars.
@@ -52,6 +52,8 @@ class UserCreate(StrictModel):
     username: Username
     profile: JsonObject = {}
     password: Password | None = None
+    # pending_approval: the user cannot sign in until an administrator approves (approvals API).
+    status: Literal["active", "pending_approval"] = "active"
     scopes: ScopeList | None = None
     preferences: JsonObject | None = None
     custom_fields: JsonObject | None = None
@@ -79,6 +81,18 @@ class UserUpdate(StrictModel):
     # Deletion has its own route.
     status: Literal["active", "blocked"] | None = None
     status_reason: StatusReason | None = None
+
+
+class ApprovalDecision(StrictModel):
+    status: Literal["approved", "rejected"]
+    reason: StatusReason | None = None
+
+
+class DeviceCreate(StrictModel):
+    fingerprint: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    name: ShortText | None = None
+    user_agent: Annotated[str, StringConstraints(max_length=512)] | None = None
+    expires_at: TimestampMs | None = None
 
 
 class VerifierCreate(StrictModel):
@@ -117,6 +131,7 @@ def user_to_api(user: User) -> dict[str, Any]:
         "security": {**user.security, "password_set": user.password_hash is not None},
         "preferences": user.preferences,
         "custom_fields": user.custom_fields,
+        "approval": user.approval or None,
         "metadata": user.metadata_,
         "created_at": user.created_at,
         "updated_at": user.updated_at,

@@ -16,6 +16,7 @@ from app.core.ids import new_id, now_ms
 from app.core.pagination import PageParams, paginate
 from app.events.service import record
 from app.models.membership import Membership
+from app.models.trusted_device import TrustedDevice
 from app.models.user import User
 from app.models.user_verifier import UserVerifier
 from app.organization.service import touch
@@ -67,11 +68,13 @@ async def create_user(session: AsyncSession, *, account_id: str, issuer_id: str,
     if await _username_taken(session, issuer_id, normalized):
         raise Conflict("A user with this username already exists in the issuer")
     now = now_ms()
-    user = User(id=new_id("usr"), account_id=account_id, issuer_id=issuer_id, status="active",
+    pending = body.status == "pending_approval"
+    user = User(id=new_id("usr"), account_id=account_id, issuer_id=issuer_id, status=body.status,
                 username_type=body.username_type, username=body.username,
                 username_normalized=normalized, profile=body.profile, scopes=body.scopes or [],
                 security={}, preferences=body.preferences or {},
                 custom_fields=body.custom_fields or {}, metadata_=body.metadata or {},
+                approval={"status": "pending", "requested_at": now} if pending else {},
                 created_at=now)
     if body.password is not None:
         user.password_hash = await asyncio.to_thread(hash_secret, body.password)
@@ -80,6 +83,42 @@ async def create_user(session: AsyncSession, *, account_id: str, issuer_id: str,
     await _flush_unique(session)
     await _event(session, user, "user.created", auth,
                  {"username_type": user.username_type, "password_set": body.password is not None})
+    if pending:
+        await _event(session, user, "user.approval.requested", auth)
+    return user
+
+
+async def list_pending_approvals(session: AsyncSession, *, account_id: str, issuer_id: str,
+                                 params: PageParams) -> tuple[list[User], bool, str | None]:
+    stmt: Select[Any] = select(User).where(
+        User.account_id == account_id, User.issuer_id == issuer_id, User.status != "deleted",
+        User.approval.contains({"status": "pending"}))
+    return await paginate(session, stmt, User.id, params)
+
+
+async def get_approval_user(session: AsyncSession, *, account_id: str, issuer_id: str, user_id: str,
+                            for_update: bool = False) -> User:
+    """An approval's id is its user's id; users that never needed approval have none (404)."""
+    user = await get_user(session, account_id=account_id, issuer_id=issuer_id, user_id=user_id,
+                          for_update=for_update)
+    if not user.approval:
+        raise NotFound("approval")
+    return user
+
+
+async def decide_approval(session: AsyncSession, user: User, *, status: str, reason: str | None,
+                          auth: Principal) -> User:
+    if user.approval.get("status") != "pending":
+        raise Conflict(f"The approval is already {user.approval.get('status')}")
+    now = now_ms()
+    user.approval = {**user.approval, "status": status, "decided_at": now,
+                     "decided_by": auth.actor_id, "reason": reason}
+    # Rejected users stay on record (for the trail) but can never sign in.
+    user.status = "active" if status == "approved" else "rejected"
+    user.status_at, user.status_by, user.status_reason = now, auth.actor_id, reason
+    touch(user)
+    await session.flush()
+    await _event(session, user, f"user.approval.{status}", auth, {"reason": reason})
     return user
 
 
@@ -102,6 +141,8 @@ async def update_user(session: AsyncSession, user: User, body: UserUpdate, auth:
             empty: Any = [] if field == "scopes" else {}
             setattr(user, "metadata_" if field == "metadata" else field, changes[field] or empty)
     status_changed = new_status is not None and new_status != user.status
+    if status_changed and user.status in ("pending_approval", "rejected"):
+        raise Conflict("This user awaits an approval decision: use the approvals API")
     if status_changed:
         user.status = new_status
         user.status_at = now_ms()
@@ -136,6 +177,8 @@ async def delete_user(session: AsyncSession, user: User, auth: Principal) -> Non
     # Second factors hold key material: a deleted user keeps none.
     await session.execute(delete(UserVerifier).where(UserVerifier.user_id == user.id,
                                                      UserVerifier.account_id == user.account_id))
+    await session.execute(delete(TrustedDevice).where(TrustedDevice.user_id == user.id,
+                                                      TrustedDevice.account_id == user.account_id))
     await session.flush()
     await _event(session, user, "user.deleted", auth, {"memberships_removed": len(memberships)})
     for membership in memberships:
