@@ -10,15 +10,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from app.core import crypto
 from app.core.ids import now_ms
 from app.events.service import event_to_api
 from app.models.event import Event
 from app.models.webhook import Webhook
 from app.webhooks import signing
-from app.webhooks.url_safety import GuardedTransport, UnsafeTarget, url_problem
+from app.webhooks.http import Client, HttpError
+from app.webhooks.url_safety import UnsafeTarget, url_problem
 
 MAX_RESPONSE_BODY = 2048
 MAX_ERROR = 1000
@@ -69,21 +68,19 @@ def retry_delay_ms(policy: dict[str, Any], attempts_made: int) -> int:
 
 
 class Sender:
-    """The outbound HTTP client: no redirects, no proxies from the environment, every new
-    connection checked against private targets (unless allowed), a deadline per attempt."""
+    """The outbound client: no redirects, no proxies, every new connection checked against
+    private targets (unless allowed) at connect time, a deadline per attempt, at most
+    PER_ORIGIN requests in flight per receiver (a batch does not hit one endpoint all at once)."""
+
+    PER_ORIGIN = 8
 
     def __init__(self, *, timeout_seconds: float, allow_private: bool) -> None:
         self.timeout = timeout_seconds
         self.allow_private = allow_private
-        self.client = httpx.AsyncClient(
-            transport=GuardedTransport(allow_private=allow_private),
-            timeout=httpx.Timeout(timeout_seconds),
-            follow_redirects=False,
-            trust_env=False,
-        )
+        self.client = Client(allow_private=allow_private, per_origin=self.PER_ORIGIN)
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        self.client.close()
 
     async def post(self, url: str, headers: dict[str, str], body: bytes) -> AttemptResult:
         started = now_ms()
@@ -97,27 +94,17 @@ class Sender:
             if problem:
                 return done(ok=False, error=f"refused: the URL {problem}")
         try:
-            return await asyncio.wait_for(self._post(url, headers, body, done), self.timeout)
+            response = await asyncio.wait_for(
+                self.client.post(url, headers, body, max_body=MAX_RESPONSE_BODY), self.timeout)
         except TimeoutError:
             return done(ok=False, error=f"timeout after {self.timeout:g}s")
         except UnsafeTarget as exc:
             return done(ok=False, error=f"refused: {exc}"[:MAX_ERROR])
-        except httpx.HTTPError as exc:
-            return done(ok=False, error=f"{type(exc).__name__}: {exc}"[:MAX_ERROR])
-
-    async def _post(self, url: str, headers: dict[str, str], body: bytes, done: Any) -> AttemptResult:
-        async with self.client.stream("POST", url, content=body, headers=headers) as response:
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_raw():
-                chunks.append(chunk)
-                size += len(chunk)
-                if size >= MAX_RESPONSE_BODY:
-                    break
-            text = b"".join(chunks)[:MAX_RESPONSE_BODY].decode("utf-8", "replace")
-            ok = 200 <= response.status_code < 300
-            return done(ok=ok, status=response.status_code, body=text,
-                        error=None if ok else f"HTTP {response.status_code}")
+        except HttpError as exc:
+            return done(ok=False, error=str(exc)[:MAX_ERROR])
+        ok = 200 <= response.status < 300
+        return done(ok=ok, status=response.status, body=response.body.decode("utf-8", "replace"),
+                    error=None if ok else f"HTTP {response.status}")
 
 
 async def attempt(sender: Sender, webhook: Webhook, event: Event, server_key: str) -> AttemptResult:

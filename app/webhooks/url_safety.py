@@ -1,8 +1,8 @@
 """Refuse webhook targets on private, loopback, link-local and other non-public addresses.
 
-Checked twice: when the URL is set (literal addresses and a DNS lookup), and at delivery time inside
-the connection itself (`GuardedBackend`), so the address that is checked is the address connected
-to: a DNS answer that changes between the check and the connect (rebinding) cannot slip through.
+Checked twice: when the URL is set (literal addresses and a DNS lookup), and at delivery time when
+each new connection is made (app.webhooks.http resolves, checks every address, and connects to a
+checked one), so a DNS answer that changes between the two (rebinding) cannot slip through.
 """
 
 from __future__ import annotations
@@ -10,11 +10,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-import typing
 from urllib.parse import urlsplit
-
-import httpcore
-import httpx
 
 BLOCKED_HOSTNAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
 
@@ -79,6 +75,8 @@ async def check_url(url: str, *, allow_private: bool) -> str | None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return "must be an absolute http or https URL"
+    if parts.username or parts.password:
+        return "must not carry credentials"
     if allow_private:
         return None
     problem = url_problem(url)
@@ -89,43 +87,3 @@ async def check_url(url: str, *, allow_private: bool) -> str | None:
     except UnsafeTarget as exc:
         return f"must target a public address ({exc})"
     return None
-
-
-class GuardedBackend(httpcore.AsyncNetworkBackend):
-    """Resolves, checks every address, and connects to a checked one (TLS still uses the name)."""
-
-    def __init__(self, allow_private: bool) -> None:
-        self._inner = httpcore.AnyIOBackend()
-        self._allow_private = allow_private
-
-    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
-                          local_address: str | None = None,
-                          socket_options: typing.Iterable[typing.Any] | None = None
-                          ) -> httpcore.AsyncNetworkStream:
-        target = host
-        if not self._allow_private:
-            target = (await resolve_public(host, port))[0]
-        return await self._inner.connect_tcp(target, port, timeout=timeout, local_address=local_address,
-                                             socket_options=socket_options)
-
-    async def connect_unix_socket(self, path: str, timeout: float | None = None,
-                                  socket_options: typing.Iterable[typing.Any] | None = None
-                                  ) -> httpcore.AsyncNetworkStream:
-        raise UnsafeTarget("unix sockets are not webhook targets")
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
-
-
-class GuardedTransport(httpx.AsyncHTTPTransport):
-    """httpx's transport over a connection pool whose every new connection goes through the guard."""
-
-    def __init__(self, *, allow_private: bool, max_connections: int = 100) -> None:
-        super().__init__(trust_env=False)
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
-            max_connections=max_connections,
-            max_keepalive_connections=min(20, max_connections),
-            keepalive_expiry=5.0,
-            network_backend=GuardedBackend(allow_private),
-        )
