@@ -5,19 +5,24 @@ verification itself (profiled: about half of a warm /v1/me). This ASGI wrapper a
 case, a Basic credential already verified and cached (see verification.KeyVerifier.warm), with the
 same body, the same `api-key.verified` event and the same checks. Anything else (no or another
 credential, a miss, an expired or out-of-allowlist key, any error) takes the normal stack, which
-gives the normal answer.
+gives the normal answer from the endpoint, called directly as well (routing a /v1/me through a few
+hundred routes is pure overhead for the request authpi serves most).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import logging
 from typing import Any
+
+from starlette.requests import Request
 
 from app.api_key.verification import MAX_SECRET_LENGTH, address_allowed, scope_address
 from app.core.auth import MAX_AUTH_HEADER
-from app.core.errors import error_response
+from app.core.errors import ApiError, error_response
 
+log = logging.getLogger("authpi.api_key")
 _HEADERS = [(b"content-type", b"application/json")]
 
 
@@ -27,9 +32,24 @@ class MeFastPath:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"] == "/v1/me" and scope["method"] == "GET":
-            if await self._serve(scope, receive, send):
-                return
+            if not await self._serve(scope, receive, send):
+                await self._endpoint(scope, receive, send)
+            return
         await self.app(scope, receive, send)
+
+    async def _endpoint(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Every other /v1/me (cold, refused, Bearer): the endpoint itself, without routing."""
+        from app.api_key.endpoints import get_me
+
+        request = Request(scope, receive)
+        try:
+            response = await get_me(request)
+        except ApiError as exc:
+            response = error_response(exc)
+        except Exception:  # noqa: BLE001 - never a stack trace in a response
+            log.exception("GET /v1/me failed")
+            response = error_response(ApiError("An internal error occurred"))
+        await response(scope, receive, send)
 
     async def _serve(self, scope: dict[str, Any], receive: Any, send: Any) -> bool:
         verifier = getattr(scope["app"].state, "key_verifier", None)

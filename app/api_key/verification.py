@@ -390,6 +390,8 @@ class KeyVerifier:
         self._failure_reported: dict[str, float] = {}
         self.events: Any = None  # the EventBatcher, set by lifecycle
         self.stats = {"warm": 0, "cold": 0, "argon2": 0, "rejected": 0}
+        self._lookups = 0
+        self.max_lookups = max(4, settings.hot_path_pool_size * 8)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -525,7 +527,15 @@ class KeyVerifier:
         self.stats["cold"] += 1
         since = self.cache.generation
         trusted = self.connected
-        row = await self._lookup(key_id)
+        if self._lookups >= self.max_lookups:
+            # Unknown ids from many addresses escape the per-address throttle: cap the lookups
+            # waiting on the pool rather than let them queue without bound.
+            raise TooManyRequests(1, "Too many key verifications in progress; retry shortly")
+        self._lookups += 1
+        try:
+            row = await self._lookup(key_id)
+        finally:
+            self._lookups -= 1
         if row is None:
             self.cache.remember_missing(key_id)
             self._fail_address(address)
