@@ -15,8 +15,10 @@ from app.core.etags import check_if_match
 from app.core.pagination import PageParams, page_params
 from app.core.session import db_session
 from app.issuer.dependencies import get_issuer_in_account
-from app.organization import service
+from app.organization import service, sso
+from app.organization.dns import resolve_txt
 from app.organization.schemas import (
+    DomainAdd,
     OrganizationCreate,
     OrganizationUpdate,
     organization_list_item,
@@ -139,3 +141,80 @@ async def delete_organization(
     check_if_match(request, org.version)
     await service.delete_organization(session, org, principal)
     return envelopes.no_content()
+
+
+@router.post(ORGS + "/{org_id}/sso/domains", status_code=201)
+async def add_sso_domain(
+    account_id: str,
+    issuer_id: str,
+    org_id: str,
+    body: DomainAdd,
+    request: Request,
+    principal: Principal = Depends(WRITE),
+    session: AsyncSession = Depends(db_session, scope="function"),
+) -> JSONResponse:
+    """Claim an email domain for SSO; prove it with the returned DNS TXT record."""
+    await get_issuer_in_account(session, account_id, issuer_id)
+    org = await service.get_organization(session, account_id=account_id, issuer_id=issuer_id,
+                                         org_id=org_id)
+    check_if_match(request, org.version)
+    row = await sso.add_domain(session, org, sso.normalize_domain(body.domain), principal)
+    return envelopes.created(sso.domain_to_api(row))
+
+
+@router.delete(ORGS + "/{org_id}/sso/domains/{domain}")
+async def remove_sso_domain(
+    account_id: str,
+    issuer_id: str,
+    org_id: str,
+    domain: str,
+    request: Request,
+    principal: Principal = Depends(WRITE),
+    session: AsyncSession = Depends(db_session, scope="function"),
+) -> JSONResponse:
+    """Release a claimed domain (answers an object, unlike other deletes: the SDK expects one)."""
+    await get_issuer_in_account(session, account_id, issuer_id)
+    org = await service.get_organization(session, account_id=account_id, issuer_id=issuer_id,
+                                         org_id=org_id)
+    row = await sso.get_domain(session, org, domain, for_update=True)
+    check_if_match(request, row.version)
+    await sso.remove_domain(session, org, row, principal)
+    return envelopes.obj({"domain": row.domain, "removed": True})
+
+
+@router.post(ORGS + "/{org_id}/sso/domains/{domain}/verify")
+async def verify_sso_domain(
+    account_id: str,
+    issuer_id: str,
+    org_id: str,
+    domain: str,
+    request: Request,
+    principal: Principal = Depends(WRITE),
+    session: AsyncSession = Depends(db_session, scope="function"),
+) -> JSONResponse:
+    """Look up the domain's TXT record; `verified` false with an `error` when it is not there yet."""
+    await get_issuer_in_account(session, account_id, issuer_id)
+    org = await service.get_organization(session, account_id=account_id, issuer_id=issuer_id,
+                                         org_id=org_id)
+    row = await sso.get_domain(session, org, domain, for_update=True)
+    check_if_match(request, row.version)
+    resolver = getattr(request.app.state, "txt_resolver", None) or resolve_txt
+    return envelopes.obj(await sso.verify_domain(session, org, row, resolver, principal))
+
+
+@router.post(ORGS + "/{org_id}/sso/rotate-secret")
+async def rotate_sso_secret(
+    account_id: str,
+    issuer_id: str,
+    org_id: str,
+    request: Request,
+    principal: Principal = Depends(WRITE),
+    session: AsyncSession = Depends(db_session, scope="function"),
+) -> JSONResponse:
+    """A new SSO connection secret, shown in this response only (no body)."""
+    await get_issuer_in_account(session, account_id, issuer_id)
+    org = await service.get_organization(session, account_id=account_id, issuer_id=issuer_id,
+                                         org_id=org_id, for_update=True)
+    check_if_match(request, org.version)
+    secret = await sso.rotate_secret(session, org, principal)
+    return envelopes.obj({"secret": secret})

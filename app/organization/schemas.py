@@ -111,3 +111,7 @@ def organization_list_item(org: Organization) -> dict[str, Any]:
         "created_at": org.created_at,
         "updated_at": org.updated_at,
     }
+
+
+class DomainAdd(StrictModel):
+    domain: Annotated[str, StringConstraints(min_length=1, max_length=253)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api_key.invalidation import notify_org_changed
@@ -16,6 +16,7 @@ from app.events.service import record
 from app.issuer.dependencies import get_issuer_in_account
 from app.models.base import Timestamps
 from app.models.organization import Organization
+from app.models.organization_domain import OrganizationDomain
 from app.organization.schemas import PROFILE_FIELDS, OrganizationCreate, OrganizationUpdate
 
 
@@ -118,6 +119,9 @@ async def update_organization(session: AsyncSession, org: Organization, body: Or
 
 
 async def delete_organization(session: AsyncSession, org: Organization, auth: Principal) -> None:
+    # Its SSO domains are released, so another organization may claim them.
+    await session.execute(delete(OrganizationDomain).where(
+        OrganizationDomain.org_id == org.id, OrganizationDomain.account_id == org.account_id))
     org.status = "deleted"
     org.status_at = now_ms()
     org.status_by = auth.actor_id
