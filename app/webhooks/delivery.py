@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import ssl
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -74,10 +75,11 @@ class Sender:
 
     PER_ORIGIN = 8
 
-    def __init__(self, *, timeout_seconds: float, allow_private: bool) -> None:
+    def __init__(self, *, timeout_seconds: float, allow_private: bool,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.timeout = timeout_seconds
         self.allow_private = allow_private
-        self.client = Client(allow_private=allow_private, per_origin=self.PER_ORIGIN)
+        self.client = Client(allow_private=allow_private, per_origin=self.PER_ORIGIN, ssl_context=ssl_context)
 
     async def aclose(self) -> None:
         self.client.close()

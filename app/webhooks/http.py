@@ -54,12 +54,14 @@ class Origin:
 
 
 class Client:
-    def __init__(self, *, allow_private: bool, per_origin: int = 8, max_origins: int = 256) -> None:
+    def __init__(self, *, allow_private: bool, per_origin: int = 8, max_origins: int = 256,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.allow_private = allow_private
         self.per_origin = per_origin
         self.max_origins = max_origins
         self._origins: OrderedDict[tuple[str, str, int], Origin] = OrderedDict()
-        self._ssl: ssl.SSLContext | None = None
+        # The system trust store, hostname checked; tests inject a context trusting their own CA.
+        self._ssl = ssl_context
 
     def _origin(self, scheme: str, host: str, port: int) -> Origin:
         key = (scheme, host, port)

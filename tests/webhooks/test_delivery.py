@@ -254,3 +254,28 @@ class TestDeliveries:
         resp = await client.post(url, json={"after": 0, "before": 1e13}, auth=account.basic)
         assert resp.status_code == 200
         assert resp.json()["data"]["requeued"] == 0
+
+
+class TestFanOut:
+    async def test_a_rolled_back_event_has_no_delivery(
+            self, app: FastAPI, admin: AuthPIAdmin, account: AccountCredentials, receiver: Receiver,
+            path: str, pg: asyncpg.Pool) -> None:
+        from app.events.service import record
+
+        await create_hook(admin, receiver, path, ["user.created"])
+        async def record_then_fail() -> None:
+            async with app.state.db.unit_of_work() as session:
+                await record(session, type="user.created", account_id=account.account_id,
+                             subject={"type": "user", "id": "usr_rb"}, auth={"type": "system"})
+                assert await pg.fetchval("SELECT count(*) FROM webhook_deliveries WHERE account_id = $1",
+                                         account.account_id) == 0  # not visible before commit
+                raise RuntimeError("abort")
+
+        with pytest.raises(RuntimeError):
+            await record_then_fail()
+        committed = await emit(app, account.account_id, "user.created", "usr_ok")
+        await receiver.wait_for(path, 1)
+        await asyncio.sleep(0.2)
+        assert [r.webhook_id for r in receiver.at(path)] == [committed]
+        assert await pg.fetchval("SELECT count(*) FROM webhook_deliveries WHERE account_id = $1",
+                                 account.account_id) == 1
