@@ -31,6 +31,7 @@ import ipaddress
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -54,6 +55,7 @@ log = logging.getLogger("authpi.api_key.verification")
 INVALID = "Invalid API key"
 MAX_SECRET_LENGTH = 256
 NEGATIVE_TTL = 10.0
+ARGON2_NICE = 10
 
 _LOOKUP = """
 SELECT k.id, k.account_id, k.owner_kind, k.issuer_id, k.org_id, k.status, k.expires_at,
@@ -249,11 +251,22 @@ class KeyCache:
         self.negative[key_id] = time.monotonic() + min(NEGATIVE_TTL, self.ttl)
 
 
+def _lower_thread_priority() -> None:
+    """Run argon2 threads at a lower CPU priority than the event loop (Linux schedules threads
+    individually), so a flood of wrong secrets slows their hashing, not the loop serving valid
+    cached keys."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), ARGON2_NICE)
+    except (AttributeError, OSError):  # not Linux, or not permitted: same priority then
+        pass
+
+
 class Argon2Gate:
     """argon2id off the event loop, in a bounded pool, with a cap on queued work."""
 
     def __init__(self, workers: int, max_pending: int) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="argon2")
+        self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="argon2",
+                                        initializer=_lower_thread_priority)
         self.max_pending = max(1, max_pending)
         self._pending = 0
         self.hashes = 0
