@@ -92,6 +92,7 @@ class KeySet:
     jwks_body: bytes
     discovery_body: bytes
     issuer_url: str
+    issuer_name: str = ""
     loaded_at: float = field(default_factory=time.monotonic)
 
 
@@ -168,4 +169,4 @@ class KeyStore:
         discovery = json.dumps(discovery_document(issuer_url, issuer.available_scopes or [])).encode()
         return KeySet(issuer_id=issuer_id, account_id=issuer.account_id, signers=signers,
                       verifiers=verifiers, jwks_body=body, discovery_body=discovery,
-                      issuer_url=issuer_url)
+                      issuer_url=issuer_url, issuer_name=issuer.name)

@@ -113,7 +113,7 @@ class TestChromiumHostedLogin:
 
             await page.route("http://localhost:3000/**", callback)
             await page.goto(url)
-            assert await page.title() == f"Sign in · {setup.issuer_id}"
+            assert await page.title() == "Sign in · acme-prod"
             await page.fill("#username", setup.username)
             await page.fill("#password", "wrong password")
             await page.click("#submit")

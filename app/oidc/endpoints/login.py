@@ -41,13 +41,13 @@ async def _issuer_name(request: Request, issuer_id: str) -> str | None:
     keys = await key_set(request, issuer_id)
     if keys is None:
         return None
-    return issuer_id
+    return keys.issuer_name or issuer_id
 
 
 def _form_page(request: Request, issuer_id: str, return_to: str, *, error: str | None = None,
-               username: str = "", status_code: int = 200) -> Response:
+               username: str = "", status_code: int = 200, issuer_name: str | None = None) -> Response:
     cookie, token, fresh = csrf_pair(request, issuer_id)
-    response = render("login.html", status_code, title="Sign in", issuer_name=issuer_id,
+    response = render("login.html", status_code, title="Sign in", issuer_name=issuer_name or issuer_id,
                       action=f"/{issuer_id}/login", csrf=token, return_to=return_to, error=error,
                       username=username)
     if fresh:
@@ -58,13 +58,15 @@ def _form_page(request: Request, issuer_id: str, return_to: str, *, error: str |
 @router.get("/{issuer_id}/login", include_in_schema=False)
 async def login_page(issuer_id: str, request: Request) -> Response:
     """The sign-in form."""
-    if await _issuer_name(request, issuer_id) is None:
+    name = await _issuer_name(request, issuer_id)
+    if name is None:
         return message_page("Not found", "This sign-in address does not exist.", status_code=404)
     return_to = request.query_params.get("return", "")
     if open_return(request.app.state.secret_key, issuer_id, return_to) is None:
         return message_page("Sign-in error", "This sign-in link is invalid or has expired. "
-                            "Go back to the application and try again.", issuer_name=issuer_id)
-    return _form_page(request, issuer_id, return_to, username=request.query_params.get("hint", "")[:320])
+                            "Go back to the application and try again.", issuer_name=name)
+    return _form_page(request, issuer_id, return_to, username=request.query_params.get("hint", "")[:320],
+                      issuer_name=name)
 
 
 @router.post("/{issuer_id}/login", include_in_schema=False)
@@ -78,13 +80,13 @@ async def login_submit(issuer_id: str, request: Request) -> Response:
     params = open_return(request.app.state.secret_key, issuer_id, return_to)
     if params is None:
         return message_page("Sign-in error", "This sign-in link is invalid or has expired.",
-                            issuer_name=issuer_id)
+                            issuer_name=keys.issuer_name)
     origin = request.headers.get("origin")
     public = request.app.state.settings.resolved_public_url()
     if not csrf_ok(request, issuer_id, str(form.get("csrf") or "")) or (
             origin not in (None, "null") and origin.rstrip("/") != public):
-        return message_page("Sign-in error", "The form expired. Please try again.", issuer_name=issuer_id,
-                            status_code=403)
+        return message_page("Sign-in error", "The form expired. Please try again.",
+                            issuer_name=keys.issuer_name, status_code=403)
     username = str(form.get("username") or "")[:320]
     password = str(form.get("password") or "")[:1024]
     rt = get_runtime(request)
@@ -94,7 +96,8 @@ async def login_submit(issuer_id: str, request: Request) -> Response:
     wait = max(rt.throttle.retry_after(user_key), rt.login_ip_throttle.retry_after(ip_key))
     if wait:
         response = _form_page(request, issuer_id, return_to, username=username, status_code=429,
-                              error="Too many failed attempts. Try again later.")
+                              error="Too many failed attempts. Try again later.",
+                              issuer_name=keys.issuer_name)
         response.headers["Retry-After"] = str(wait)
         return response
     from app.user.service import authenticate_password
@@ -126,7 +129,7 @@ async def login_submit(issuer_id: str, request: Request) -> Response:
             login.last_activity_at = now_ms()
     if failed:
         return _form_page(request, issuer_id, return_to, username=username, status_code=401,
-                          error=GENERIC_FAILURE)
+                          error=GENERIC_FAILURE, issuer_name=keys.issuer_name)
     target = f"/{issuer_id}/authorize?" + urlencode(params)
     response = RedirectResponse(target, status_code=303, headers={**NO_STORE, **{
         k: v for k, v in SECURITY_HEADERS.items() if k not in ("Cache-Control", "Pragma")}})

@@ -34,21 +34,22 @@ async def logout(issuer_id: str, request: Request) -> Response:
                                                       typ=None, allow_expired=True)
             hint_claims = verified.claims
         except TokenInvalid:
-            return message_page("Sign-out error", "The id_token_hint is not valid.", issuer_name=issuer_id)
+            return message_page("Sign-out error", "The id_token_hint is not valid.",
+                                issuer_name=keys.issuer_name)
     client_id = params.get("client_id") or hint_claims.get("aud")
     if isinstance(client_id, list):
         client_id = client_id[0] if len(client_id) == 1 else None
     if params.get("client_id") and hint_claims and hint_claims.get("aud") not in (
             params["client_id"], [params["client_id"]]):
         return message_page("Sign-out error", "client_id does not match the id_token_hint.",
-                            issuer_name=issuer_id)
+                            issuer_name=keys.issuer_name)
     redirect = params.get("post_logout_redirect_uri")
     if redirect:
         client = (await rt.clients.get(rt.session_factory(), issuer_id, client_id)
                   if isinstance(client_id, str) else None)
         if client is None or redirect not in client.post_logout_redirect_uris:
             return message_page("Sign-out error", "The post-logout redirect URI is not registered.",
-                                issuer_name=issuer_id)
+                                issuer_name=keys.issuer_name)
     async with request.app.state.db.unit_of_work() as session:
         login = await find_by_cookie(session, request.app.state.secret_key, issuer_id,
                                      request.cookies.get(session_cookie_name(issuer_id)))
@@ -64,7 +65,7 @@ async def logout(issuer_id: str, request: Request) -> Response:
         state = {"state": params["state"]} if params.get("state") else {}
         response: Response = redirect_with(redirect, state)
     else:
-        response = message_page("Signed out", "You are signed out.", issuer_name=issuer_id, status_code=200,
-                                is_error=False)
+        response = message_page("Signed out", "You are signed out.", issuer_name=keys.issuer_name,
+                                status_code=200, is_error=False)
     clear_cookie(response, request, session_cookie_name(issuer_id), issuer_id)
     return response
