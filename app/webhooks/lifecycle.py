@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from app.core.db import Database
 from app.webhooks.delivery import Sender
 from app.webhooks.relay import Relay
 
@@ -14,10 +15,14 @@ async def start_webhooks(app: FastAPI) -> None:
     app.state.webhook_sender = Sender(timeout_seconds=settings.webhooks_timeout_seconds,
                                       allow_private=settings.webhooks_allow_private)
     app.state.webhook_relay = None
+    app.state.webhook_relay_db = None
     if settings.webhooks_relay_enabled:
-        relay = Relay(app.state.db, settings, app.state.secret_key, sender=app.state.webhook_sender)
+        # Its own small pool: batches hold a connection while their requests are in flight, and a
+        # slow receiver must not starve API requests of connections.
+        db = Database(app.state.database_url, pool_size=settings.webhooks_relay_concurrency + 1)
+        relay = Relay(db, settings, app.state.secret_key, sender=app.state.webhook_sender)
         await relay.start()
-        app.state.webhook_relay = relay
+        app.state.webhook_relay, app.state.webhook_relay_db = relay, db
 
 
 async def stop_webhooks(app: FastAPI) -> None:
@@ -25,6 +30,10 @@ async def stop_webhooks(app: FastAPI) -> None:
     if relay is not None:
         await relay.stop()
         app.state.webhook_relay = None
+    relay_db = getattr(app.state, "webhook_relay_db", None)
+    if relay_db is not None:
+        await relay_db.dispose()
+        app.state.webhook_relay_db = None
     sender = getattr(app.state, "webhook_sender", None)
     if sender is not None:
         await sender.aclose()

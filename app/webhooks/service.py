@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 from sqlalchemy import Select, func, select, text, update
@@ -33,6 +34,12 @@ from app.webhooks.url_safety import check_url
 CHANNEL = "authpi_webhooks"
 SYSTEM_BREAKER = {"type": "system", "actor": "circuit-breaker"}
 DELIVERY_STATUSES = ("pending", "succeeded", "failed")
+
+
+def _origin(url: str) -> str:
+    # Webhook URLs often carry a token in the path or query: the trail keeps only the origin.
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
 
 
 def _subject(webhook: Webhook) -> dict[str, Any]:
@@ -85,7 +92,7 @@ async def create_webhook(session: AsyncSession, account_id: str, body: WebhookCr
     session.add(webhook)
     await session.flush()
     await record(session, type="webhook.created", account_id=account_id, subject=_subject(webhook),
-                 data={"name": webhook.name, "url": webhook.url, "events": webhook.events,
+                 data={"name": webhook.name, "origin": _origin(webhook.url), "events": webhook.events,
                        "status": webhook.status}, auth=auth)
     return webhook, secret
 
@@ -180,7 +187,7 @@ async def update_webhook(session: AsyncSession, webhook: Webhook, body: WebhookU
 
 
 async def delete_webhook(session: AsyncSession, webhook: Webhook, auth: Principal) -> None:
-    data = {"name": webhook.name, "url": webhook.url}
+    data = {"name": webhook.name, "origin": _origin(webhook.url)}
     await session.delete(webhook)
     await session.flush()
     await record(session, type="webhook.deleted", account_id=webhook.account_id, subject=_subject(webhook),
