@@ -29,6 +29,7 @@ from sqlalchemy.orm import aliased
 
 from app.config import Settings
 from app.core.db import Database, to_asyncpg_dsn
+from app.core.ids import now_ms
 from app.models.event import Event
 from app.models.webhook import Webhook
 from app.models.webhook_delivery import WebhookDelivery
@@ -212,7 +213,13 @@ class Relay:
                 webhook, event = webhooks[delivery.webhook_id], events[delivery.event_id]
                 if event.account_id != webhook.account_id:  # never: the trigger matches on account
                     raise RuntimeError("delivery crosses accounts")
-                result = await attempt(self.sender, webhook, event, self.server_key)
+                try:
+                    result = await attempt(self.sender, webhook, event, self.server_key)
+                except Exception as exc:  # noqa: BLE001 - e.g. a secret sealed under another server key
+                    # One bad delivery is a failed attempt, not a batch that rolls back forever.
+                    log.exception("webhook delivery %s could not be attempted", delivery.id)
+                    result = AttemptResult(ok=False, started_at=now_ms(), duration_ms=0,
+                                           error=f"internal error: {type(exc).__name__}")
                 health[webhook.id].append((time.monotonic(), result))
                 return delivery, result
 

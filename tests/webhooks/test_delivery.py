@@ -279,3 +279,27 @@ class TestFanOut:
         assert [r.webhook_id for r in receiver.at(path)] == [committed]
         assert await pg.fetchval("SELECT count(*) FROM webhook_deliveries WHERE account_id = $1",
                                  account.account_id) == 1
+
+    async def test_an_undecryptable_secret_fails_that_delivery_only(
+            self, app: FastAPI, admin: AuthPIAdmin, account: AccountCredentials, receiver: Receiver,
+            path: str, pg: asyncpg.Pool) -> None:
+        """A secret sealed under another server key: a recorded failure, the rest still flows."""
+        from app.webhooks.delivery import seal_secret
+
+        broken = await create_hook(admin, receiver, path + "/broken", ["user.created"],
+                                   retry={"max_attempts": 1})
+        await create_hook(admin, receiver, path, ["user.created"])
+        await pg.execute("UPDATE webhooks SET secret_encrypted = $1 WHERE id = $2",
+                         seal_secret("another-server-key-000000000000000000", broken.id, "whsec_AAAA"),
+                         broken.id)
+        event_id = await emit(app, account.account_id, "user.created", "usr_bad_key")
+        got = await receiver.wait_for(path, 1)
+        assert [r.webhook_id for r in got] == [event_id]
+
+        async def failed() -> Any:
+            page = await admin.webhook(broken.id).deliveries.list()
+            return page.data and page.data[0].status == "failed" and page.data[0]
+
+        delivery = await eventually(failed)
+        assert delivery.last_error == "internal error: InvalidTag"
+        assert receiver.at(path + "/broken") == []
