@@ -51,7 +51,10 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     app.state.verifiers = CredentialVerifiers(basic=verification.verify_basic)
     from app.oidc.verify import verify_bearer
 
-    app.state.verifiers.bearer = verify_bearer  # issuers' JWT access tokens
+    from app.user.tokens import with_personal_tokens
+
+    # Issuers' JWT access tokens; `tok_...` values are users' personal access tokens.
+    app.state.verifiers.bearer = with_personal_tokens(verify_bearer)
 
     install_error_handlers(app)
     app.add_middleware(IdempotencyMiddleware)

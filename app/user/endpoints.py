@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,7 +14,7 @@ from app.core.pagination import PageParams, page_params
 from app.core.session import db_session
 from app.issuer.dependencies import get_issuer_in_account
 from app.models.user import User
-from app.user import devices, service, verifiers
+from app.user import devices, service, tokens, verifiers
 from app.user.schemas import (
     ApprovalDecision,
     CodeCheck,
@@ -35,6 +35,7 @@ router = APIRouter(tags=["users"])
 USERS = "/accounts/{account_id}/issuers/{issuer_id}/users"
 ONE = USERS + "/{user_id}"
 APPROVALS = "/accounts/{account_id}/issuers/{issuer_id}/approvals"
+TOKENS = "/accounts/{account_id}/tokens"
 READ = scoped("issuers.users", "read")
 WRITE = scoped("issuers.users", "write")
 
@@ -430,4 +431,86 @@ async def delete_trusted_device(
     user = await service.get_user(session, account_id=account_id, issuer_id=issuer_id,
                                   user_id=user_id)
     await devices.revoke_device(session, user, device_id, principal)
+    return envelopes.no_content()
+
+
+@router.get(ONE + "/tokens")
+async def list_personal_tokens(
+    account_id: str,
+    issuer_id: str,
+    user_id: str,
+    status: str | None = Query(None, max_length=32),
+    params: PageParams = Depends(page_params),
+    _: Principal = Depends(READ),
+    session: AsyncSession = Depends(db_session, scope="function"),
+) -> JSONResponse:
+    """The user's personal access tokens, newest first (never their secrets)."""
+    await get_issuer_in_account(session, account_id, issuer_id)
+    user = await service.get_user(session, account_id=account_id, issuer_id=issuer_id,
+                                  user_id=user_id)
+    rows, has_more, cursor = await tokens.list_tokens(session, user, params, status)
+    return envelopes.page([tokens.token_list_item(t) for t in rows], has_more=has_more,
+                          next_cursor=cursor)
+
+
+@router.post(ONE + "/tokens", status_code=201)
+async def create_personal_token(
+    account_id: str,
+    issuer_id: str,
+    user_id: str,
+    body: tokens.TokenCreate,
+    request: Request,
+    principal: Principal = Depends(WRITE),
+    session: AsyncSession = Depends(db_session, scope="function"),
+) -> JSONResponse:
+    """Mint a personal access token; `token_plain` is in this response only."""
+    await get_issuer_in_account(session, account_id, issuer_id)
+    user = await service.get_user(session, account_id=account_id, issuer_id=issuer_id,
+                                  user_id=user_id)
+    token, plain = await tokens.create_token(session, user, body,
+                                             server_key=request.app.state.secret_key, auth=principal)
+    return envelopes.created({**tokens.token_to_api(token), "token_plain": plain},
+                             etag_ms=token.version)
+
+
+@router.get(TOKENS + "/{token_id}")
+async def get_personal_token(
+    account_id: str,
+    token_id: str,
+    _: Principal = Depends(READ),
+    session: AsyncSession = Depends(db_session, scope="function"),
+) -> JSONResponse:
+    """One personal access token of any user of the account."""
+    return envelopes.obj(tokens.token_to_api(await tokens.get_token(session, account_id, token_id)))
+
+
+@router.post(TOKENS + "/{token_id}/revoke")
+async def revoke_personal_token(
+    account_id: str,
+    token_id: str,
+    request: Request,
+    body: tokens.TokenRevoke | None = Body(None),
+    principal: Principal = Depends(WRITE),
+    session: AsyncSession = Depends(db_session, scope="function"),
+) -> JSONResponse:
+    """Revoke a personal access token at once (the body, with a reason, is optional)."""
+    token = await tokens.get_token(session, account_id, token_id, for_update=True)
+    check_if_match(request, token.version)
+    reason = (body.status_reason or body.reason) if body else None
+    token = await tokens.revoke_token(session, token, reason, principal)
+    return envelopes.obj(tokens.token_to_api(token))
+
+
+@router.delete(TOKENS + "/{token_id}", status_code=204)
+async def delete_personal_token(
+    account_id: str,
+    token_id: str,
+    request: Request,
+    principal: Principal = Depends(WRITE),
+    session: AsyncSession = Depends(db_session, scope="function"),
+) -> Response:
+    """Delete a personal access token (its row is gone; it no longer authenticates)."""
+    token = await tokens.get_token(session, account_id, token_id, for_update=True)
+    check_if_match(request, token.version)
+    await tokens.delete_token(session, token, principal)
     return envelopes.no_content()

@@ -16,6 +16,7 @@ from app.core.ids import new_id, now_ms
 from app.core.pagination import PageParams, paginate
 from app.events.service import record
 from app.models.membership import Membership
+from app.models.personal_token import PersonalToken
 from app.models.trusted_device import TrustedDevice
 from app.models.user import User
 from app.models.user_verifier import UserVerifier
@@ -179,6 +180,8 @@ async def delete_user(session: AsyncSession, user: User, auth: Principal) -> Non
                                                      UserVerifier.account_id == user.account_id))
     await session.execute(delete(TrustedDevice).where(TrustedDevice.user_id == user.id,
                                                       TrustedDevice.account_id == user.account_id))
+    await session.execute(delete(PersonalToken).where(PersonalToken.user_id == user.id,
+                                                      PersonalToken.account_id == user.account_id))
     await session.flush()
     await _event(session, user, "user.deleted", auth, {"memberships_removed": len(memberships)})
     for membership in memberships:
