@@ -461,7 +461,13 @@ class KeyVerifier:
                 self.cache.clear()
                 self._listener_conn = None
                 if conn is not None and not conn.is_closed():
-                    conn.terminate()
+                    if self._closing:
+                        try:
+                            await asyncio.wait_for(conn.close(), timeout=2)
+                        except Exception:  # noqa: BLE001
+                            conn.terminate()
+                    else:
+                        conn.terminate()
             if not self._closing:
                 if lost.is_set():
                     log.warning("key cache listener connection closed; reconnecting")
