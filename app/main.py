@@ -50,7 +50,6 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     app.state.schema_heads = script_heads()
     app.state.verifiers = CredentialVerifiers(basic=verification.verify_basic)
     from app.oidc.verify import verify_bearer
-
     from app.user.tokens import with_personal_tokens
 
     # Issuers' JWT access tokens; `tok_...` values are users' personal access tokens.
