@@ -253,3 +253,16 @@ class TestOrganizationIsolation:
                      scope.groups.list()):
             with pytest.raises(NotFoundError):
                 await call
+
+
+class TestIdempotentCreate:
+    async def test_same_key_replays_without_a_second_row(self, admin: AuthPIAdmin,
+                                                         account: AccountCredentials, issuer_id: str,
+                                                         pg: asyncpg.Pool):
+        orgs = admin.issuer(issuer_id).organizations
+        first = await orgs.create({"name": "Globex Corp"}, idempotency_key="create-globex-1")
+        second = await orgs.create({"name": "Globex Corp"}, idempotency_key="create-globex-1")
+        assert first.id == second.id
+        assert (await counts(pg, account.account_id, "organizations"))["organizations"] == 1
+        with pytest.raises(ValidationError):
+            await orgs.create({"name": "Initech"}, idempotency_key="create-globex-1")
