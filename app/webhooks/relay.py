@@ -60,7 +60,9 @@ def claim_statement(limit: int) -> Any:
                WebhookDelivery.next_attempt_at <= func.authpi_webhooks_now_ms(),
                Webhook.status == "active",
                WebhookDelivery.event_id == head)
-        .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.event_id)
+        # The due index's own order, so the scan streams and stops at `limit` (adding event_id
+        # made the planner sort every candidate first). Per-subject order comes from the head test.
+        .order_by(WebhookDelivery.next_attempt_at)
         .limit(limit)
         .with_for_update(of=WebhookDelivery, skip_locked=True)
     )
