@@ -5,7 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.account.endpoints import router as account_router
+from app.agent.endpoints import router as agent_router
 from app.api_key.endpoints import router as api_key_router
+from app.auth_method.endpoints import router as auth_method_router
 from app.client.endpoints import router as client_router
 from app.events.endpoints import router as events_router
 from app.group.endpoints import router as group_router
@@ -31,5 +33,7 @@ for router in (
     group_router,
     user_router,
     webhooks_router,
+    agent_router,
+    auth_method_router,
 ):
     api_router.include_router(router)

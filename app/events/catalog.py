@@ -129,6 +129,10 @@ TRAIL_ONLY_EVENT_TYPES: frozenset[str] = frozenset(
         "organization.invitation.resent",
         "organization.invitation.revoked",
         "organization.invitation.updated",
+        "note.created",
+        "note.updated",
+        "note.deleted",
+        "account.domain.verified",
     )
 )
 

@@ -1,0 +1,1 @@
+"""Agents of an issuer and their verifiers (SDK-CONTRACT §2.20)."""

@@ -1,0 +1,1 @@
+"""Sign-in methods of an issuer (SDK-CONTRACT §2.14)."""

@@ -1,0 +1,102 @@
+"""Auth methods of an issuer: `{I}/auth-methods` (SDK-CONTRACT §2.14)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth_method import service
+from app.auth_method.schemas import AuthMethodCreate, AuthMethodUpdate, auth_method_to_api
+from app.core import envelopes
+from app.core.auth import Principal, scoped
+from app.core.etags import check_if_match
+from app.core.session import db_session
+from app.issuer.dependencies import get_issuer_in_account
+
+router = APIRouter(tags=["auth-methods"])
+
+METHODS = "/accounts/{account_id}/issuers/{issuer_id}/auth-methods"
+METHOD = METHODS + "/{method_id}"
+# Auth methods are issuer configuration, so they share the issuer's scopes.
+READ = scoped("issuers", "read")
+WRITE = scoped("issuers", "write")
+
+
+@router.get(METHODS)
+async def list_auth_methods(
+    account_id: str,
+    issuer_id: str,
+    _: Principal = Depends(READ),
+    session: AsyncSession = Depends(db_session, scope="function"),
+) -> JSONResponse:
+    """Every auth method of the issuer (a short list: one page)."""
+    await get_issuer_in_account(session, account_id, issuer_id)
+    rows = await service.list_methods(session, account_id=account_id, issuer_id=issuer_id)
+    return envelopes.page([auth_method_to_api(m) for m in rows])
+
+
+@router.post(METHODS, status_code=201)
+async def create_auth_method(
+    account_id: str,
+    issuer_id: str,
+    body: AuthMethodCreate,
+    request: Request,
+    principal: Principal = Depends(WRITE),
+    session: AsyncSession = Depends(db_session, scope="function"),
+) -> JSONResponse:
+    """Add a sign-in method; first-party types exist at most once per issuer."""
+    issuer = await get_issuer_in_account(session, account_id, issuer_id)
+    m = await service.create_method(session, issuer, body, principal, request.app.state.secret_key)
+    return envelopes.created(auth_method_to_api(m))
+
+
+@router.get(METHOD)
+async def get_auth_method(
+    account_id: str,
+    issuer_id: str,
+    method_id: str,
+    _: Principal = Depends(READ),
+    session: AsyncSession = Depends(db_session, scope="function"),
+) -> JSONResponse:
+    """One auth method."""
+    await get_issuer_in_account(session, account_id, issuer_id)
+    m = await service.get_method(session, account_id=account_id, issuer_id=issuer_id, method_id=method_id)
+    return envelopes.obj(auth_method_to_api(m))
+
+
+@router.patch(METHOD)
+async def update_auth_method(
+    account_id: str,
+    issuer_id: str,
+    method_id: str,
+    body: AuthMethodUpdate,
+    request: Request,
+    principal: Principal = Depends(WRITE),
+    session: AsyncSession = Depends(db_session, scope="function"),
+) -> JSONResponse:
+    """Enable, disable or reconfigure an auth method."""
+    await get_issuer_in_account(session, account_id, issuer_id)
+    m = await service.get_method(session, account_id=account_id, issuer_id=issuer_id,
+                                 method_id=method_id, for_update=True)
+    check_if_match(request, m.version)
+    m = await service.update_method(session, m, body, principal, request.app.state.secret_key)
+    return envelopes.obj(auth_method_to_api(m))
+
+
+@router.delete(METHOD, status_code=204)
+async def delete_auth_method(
+    account_id: str,
+    issuer_id: str,
+    method_id: str,
+    request: Request,
+    principal: Principal = Depends(WRITE),
+    session: AsyncSession = Depends(db_session, scope="function"),
+) -> Response:
+    """Remove an auth method."""
+    await get_issuer_in_account(session, account_id, issuer_id)
+    m = await service.get_method(session, account_id=account_id, issuer_id=issuer_id,
+                                 method_id=method_id, for_update=True)
+    check_if_match(request, m.version)
+    await service.delete_method(session, m, principal)
+    return envelopes.no_content()

@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base, StatusFields, Timestamps, json_list, json_object
+
+
+class Agent(Base, Timestamps, StatusFields):
+    """A non-human principal of an issuer (an AI agent); its id is its OAuth client_id."""
+
+    __tablename__ = "agents"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), nullable=False, index=True)
+    issuer_id: Mapped[str] = mapped_column(ForeignKey("issuers.id"), nullable=False, index=True)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    description: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    model: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    provider: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # The agent's software version; the attribute is renamed because `version` is the row's
+    # ETag version (Timestamps).
+    agent_version: Mapped[str | None] = mapped_column("version", String(200), nullable=True)
+    scopes: Mapped[list[Any]] = json_list()
+    metadata_: Mapped[dict[str, Any]] = json_object("metadata")
