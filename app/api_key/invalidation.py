@@ -10,6 +10,7 @@ to come back through the listener connection.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from sqlalchemy import event, text
@@ -17,22 +18,29 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 CHANNEL = "authpi_key_invalidation"
 
-# Invalidation callbacks of the key caches living in this process (one per app instance).
-_local: list[Callable[[str], None]] = []
+# Invalidation callbacks of the key caches living in this process (one per app instance), each with
+# the event loop it belongs to: a test process may run several apps on several loops.
+_local: list[tuple[asyncio.AbstractEventLoop, Callable[[str], None]]] = []
 
 
 def register_local(callback: Callable[[str], None]) -> None:
-    _local.append(callback)
+    _local.append((asyncio.get_running_loop(), callback))
 
 
 def unregister_local(callback: Callable[[str], None]) -> None:
-    if callback in _local:
-        _local.remove(callback)
+    _local[:] = [(loop, cb) for loop, cb in _local if cb != callback]
 
 
 def _invalidate_here(payload: str) -> None:
-    for callback in list(_local):
-        callback(payload)
+    try:
+        current = asyncio.get_running_loop()
+    except RuntimeError:
+        current = None
+    for loop, callback in list(_local):
+        if loop is current:
+            callback(payload)
+        elif not loop.is_closed():
+            loop.call_soon_threadsafe(callback, payload)
 
 
 async def _notify(session: AsyncSession, payload: str) -> None:
