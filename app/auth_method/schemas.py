@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from pydantic import StrictBool
+
 from app.core.validation import JsonObject, Metadata, Name, StrictModel
 from app.models.auth_method import IssuerAuthMethod
 
@@ -24,7 +26,7 @@ SECRET_SETTING = "client_secret"
 class AuthMethodCreate(StrictModel):
     type: AuthMethodType
     name: Name | None = None
-    enabled: bool = True
+    enabled: StrictBool = True
     settings: JsonObject | None = None
     metadata: Metadata | None = None
 
@@ -32,7 +34,7 @@ class AuthMethodCreate(StrictModel):
 class AuthMethodUpdate(StrictModel):
     # The type is fixed at creation: a different type is a different method.
     name: Name | None = None
-    enabled: bool | None = None
+    enabled: StrictBool | None = None
     settings: JsonObject | None = None
     metadata: Metadata | None = None
 
