@@ -12,7 +12,7 @@ One uvicorn worker per server, driven by `wrk` (apt-get install -y wrk):
 4. oidc-provider:      panva's oidc-provider (Node) with one client_credentials client, issuing RS256 JWT
                        access tokens and opaque ones (`npm ci` in bench/node first; skipped if absent).
 
-Options: --duration S (default 8) --connections N (default 32).
+Options: --duration S (default 8) --connections N (default 32) --rounds N (default 3).
 """
 
 from __future__ import annotations
@@ -217,6 +217,7 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=8)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--bare-server", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -244,33 +245,47 @@ def main() -> None:
         cc_auth = basic(*fx["m2m"])
         bare_auth = basic("x", "y")
 
-        _run_warm = wrk_post(bare.url, "/token", cc_body, bare_auth, 2, c)  # noqa: F841 - warm-up
-        base = wrk_post(bare.url, "/token", cc_body, bare_auth, d, c)
-        wrk_post(srv.url, token_path, cc_body, cc_auth, 2, c)
-        cc = wrk_post(srv.url, token_path, cc_body, cc_auth, d, c)
-        refresh = wrk_refresh(srv.url, token_path, fx["tokens"], fx["web"][0], fx["web"][1], d, c)
-
-        provider_results = []
+        # Interleaved rounds (bare, authpi, oidc-provider, ...): on a shared machine the load drifts,
+        # so each ratio compares runs made side by side, and the median round is reported.
+        auth_p = basic("bench", "bench-secret")
+        subjects: list[tuple[str, str, str, str]] = [("bare", bare.url, "/token", bare_auth),
+                                                     ("authpi", srv.url, token_path, cc_auth)]
         for fmt in ("jwt", "opaque"):
             p = provider_server(fmt)
-            if p is None:
-                continue
-            servers.append(p)
-            auth = basic("bench", "bench-secret")
-            wrk_post(p.url, "/token", cc_body, auth, 2, c)
-            provider_results.append((fmt, wrk_post(p.url, "/token", cc_body, auth, d, c)))
-            p.stop()
+            if p is not None:
+                servers.append(p)
+                subjects.append((f"oidc-provider-{fmt}", p.url, "/token", auth_p))
+        for _, target, path, auth in subjects:
+            wrk_post(target, path, cc_body, auth, 2, c)  # warm-up
+        runs: dict[str, list[Result]] = {name: [] for name, *_ in subjects}
+        for _ in range(args.rounds):
+            for name, target, path, auth in subjects:
+                runs[name].append(wrk_post(target, path, cc_body, auth, d, c))
+        refresh = wrk_refresh(srv.url, token_path, fx["tokens"], fx["web"][0], fx["web"][1], d, c)
+        refresh_base = wrk_post(bare.url, "/token", cc_body, bare_auth, d, c)
 
-        print(f"\nPOST /token benchmark: {d}s runs, wrk -t1, {c} connections, one process per server, "
-              f"{os.cpu_count()} CPUs")
+        def median_ratio(name: str) -> float:
+            ratios = sorted(r.rps / b.rps for r, b in zip(runs[name], runs["bare"], strict=True))
+            return ratios[len(ratios) // 2]
+
+        def median_run(name: str) -> Result:
+            return sorted(runs[name], key=lambda r: r.rps)[len(runs[name]) // 2]
+
+        base = median_run("bare")
+        print(f"\nPOST /token benchmark: {args.rounds} interleaved rounds of {d}s, wrk -t1, {c} connections, "
+              f"one process per server, {os.cpu_count()} CPUs (medians)")
         print(f"  {'bare FastAPI route (baseline)':<40} {base.rps:>8.0f} req/s          "
               f"p50 {base.p50_ms:6.2f} ms  p99 {base.p99_ms:7.2f} ms")
-        print(line("authpi client_credentials (ES256 JWT)", cc, base))
-        print(line("authpi refresh_token (rotation)", refresh, base))
-        if not provider_results:
+        labels = {"authpi": "authpi client_credentials (ES256 JWT)",
+                  "oidc-provider-jwt": "oidc-provider client_credentials (jwt)",
+                  "oidc-provider-opaque": "oidc-provider client_credentials (opaque)"}
+        for name, *_ in subjects[1:]:
+            r = median_run(name)
+            print(f"  {labels[name]:<40} {r.rps:>8.0f} req/s ({median_ratio(name):4.2f}x)  "
+                  f"p50 {r.p50_ms:6.2f} ms  p99 {r.p99_ms:7.2f} ms  non-2xx {r.non_2xx}/{r.requests}")
+        if len(subjects) == 2:
             print("  oidc-provider: skipped (install Node 20 and run `npm ci` in bench/node)")
-        for fmt, r in provider_results:
-            print(line(f"oidc-provider client_credentials ({fmt})", r, base))
+        print(line("authpi refresh_token (rotation)", refresh, refresh_base))
         print("\nTarget: client_credentials >= 0.40x the bare route, ahead of oidc-provider's JWT figure.")
     finally:
         for s in servers:

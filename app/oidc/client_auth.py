@@ -50,6 +50,8 @@ class CachedClient:
     loaded_at: float = field(default_factory=time.monotonic)
     verified_secret_mac: str | None = None
     verified_at: float = 0.0
+    # The batcher's row template for this client's `machine.token.issued` events.
+    event_template: tuple[Any, ...] | None = None
 
     @classmethod
     def from_row(cls, row: Client) -> CachedClient:
@@ -103,6 +105,11 @@ class ClientCache:
         if len(self._clients) > 50_000:
             self._clients.clear()
         loaded = CachedClient.from_row(row) if row is not None else None
+        previous = self._clients.get(client_id)
+        if loaded is not None and previous is not None and previous.secret_hash == loaded.secret_hash:
+            # Same secret: a reload alone must not send every concurrent request back to argon2.
+            loaded.verified_secret_mac = previous.verified_secret_mac
+            loaded.verified_at = previous.verified_at
         self._clients[client_id] = loaded
         if loaded is None:
             self._neg[client_id] = now
@@ -165,16 +172,26 @@ async def authenticate_client(request: Request, issuer_id: str, form: dict[str, 
     method = "client_secret_basic" if via_basic else "client_secret_post"
     if client.auth_method not in (None, method):
         raise InvalidClient(f"This client authenticates with {client.auth_method}", basic=via_basic)
-    mac = hmac_sha256(rt.app.state.secret_key, f"client:{client.id}:{secret}")
+    mac = hmac_sha256(rt.server_key, f"client:{client.id}:{secret}")
     fresh = time.monotonic() - client.verified_at < CLIENT_TTL_SECONDS
     if fresh and client.verified_secret_mac and constant_time_equals(mac, client.verified_secret_mac):
         return client
     limiter = rt.throttle
     limiter.check(f"client:{client.id}")
-    ok = await rt.hash_pool.run(verify_secret, client.secret_hash, secret)
+    # Single flight: concurrent requests with the same secret share one argon2 verification.
+    key = (client.id, mac)
+    pending = _in_flight.get(key)
+    if pending is None:
+        pending = asyncio.ensure_future(rt.hash_pool.run(verify_secret, client.secret_hash, secret))
+        _in_flight[key] = pending
+        pending.add_done_callback(lambda _f, k=key: _in_flight.pop(k, None))
+    ok = await asyncio.shield(pending)
     if not ok:
         limiter.fail(f"client:{client.id}")
         raise InvalidClient(basic=via_basic)
     client.verified_secret_mac = mac
     client.verified_at = time.monotonic()
     return client
+
+
+_in_flight: dict[tuple[str, str], asyncio.Future[bool]] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any
 
@@ -10,6 +11,22 @@ from app.events.service import record
 
 log = logging.getLogger("authpi.oidc")
 _background: set[asyncio.Task[None]] = set()
+
+
+def metered_occurrence(app: Any, holder: Any, data: dict[str, Any], **kwargs: Any) -> None:
+    """A recurring metered event (one client's tokens): the row is built once per holder and each
+    occurrence only adds its id, time and data (the batcher's cheap path)."""
+    batcher = getattr(app.state, "event_batcher", None)
+    if batcher is None or not hasattr(batcher, "add_occurrence"):
+        metered(app, data=data, **kwargs)
+        return
+    template = getattr(holder, "event_template", None)
+    if template is None:
+        from app.events.batcher import event_row
+
+        template = event_row(data={}, **kwargs)
+        holder.event_template = template
+    batcher.add_occurrence(template, json.dumps(data, separators=(",", ":")))
 
 
 def metered(app: Any, **kwargs: Any) -> None:

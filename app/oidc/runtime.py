@@ -23,6 +23,8 @@ class OidcRuntime:
         self.login_ip_throttle = FailureThrottle(settings.auth_fail_limit * 5,
                                                  settings.auth_fail_window_seconds)
         self.listener: Any = None
+        self.server_key: str = app.state.secret_key
+        self._sessionmaker: Any = None
 
     async def start(self) -> None:
         """Background pieces (the metered event batcher) start here."""
@@ -35,13 +37,20 @@ class OidcRuntime:
         self.clients.clear()
 
     def session_factory(self) -> Any:
-        return self.app.state.db.sessionmaker
+        if self._sessionmaker is None:
+            self._sessionmaker = self.app.state.db.sessionmaker
+        return self._sessionmaker
 
 
 def get_runtime(request: Request) -> OidcRuntime:
-    from app.oidc.cache import runtime
+    # Cached on the request: the token endpoint asks for it several times per request.
+    rt = request.scope.get("authpi.oidc")
+    if rt is None:
+        from app.oidc.cache import runtime
 
-    return runtime(request.app)
+        rt = runtime(request.app)
+        request.scope["authpi.oidc"] = rt
+    return rt
 
 
 async def key_set(request: Request, issuer_id: str) -> KeySet | None:

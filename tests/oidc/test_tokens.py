@@ -224,3 +224,27 @@ class TestTokenEndpointErrors:
         new = await client.post(url, data={"grant_type": "client_credentials"},
                                 auth=(setup.m2m_id, rotated.secret))
         assert new.status_code == 200
+
+
+class TestMachineTokenEvent:
+    async def test_each_client_credentials_token_is_in_the_trail(self, client: httpx.AsyncClient, setup,
+                                                                  admin: AuthPIAdmin) -> None:
+        import asyncio
+
+        jtis = []
+        for _ in range(3):
+            r = await client.post(f"/{setup.issuer_id}/token", data={"grant_type": "client_credentials"},
+                                  auth=(setup.m2m_id, setup.m2m_secret))
+            _, claims = await _verify(client, setup, r.json()["access_token"])
+            jtis.append(claims["jti"])
+        events: list = []
+        for _ in range(40):  # metered: written by the batcher within about a second
+            events = (await admin.events.list(event_types="machine.token.issued")).data
+            if len(events) == 3:
+                break
+            await asyncio.sleep(0.1)
+        assert sorted(e.data["jti"] for e in events) == sorted(jtis)
+        assert {e.subject["id"] for e in events} == {setup.m2m_id}
+        assert events[0].source.endswith(f"/issuers/{setup.issuer_id}")
+        filtered = await admin.events.list(event_types="machine.token.issued", client_id=setup.m2m_id)
+        assert len(filtered.data) == 3

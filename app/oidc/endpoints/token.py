@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, Response
 
 from app.oidc.client_auth import authenticate_client
 from app.oidc.errors import NO_STORE, InvalidRequest, OAuthError, UnsupportedGrantType, issuer_not_found
-from app.oidc.events import metered
+from app.oidc.events import metered_occurrence
 from app.oidc.grants import authorization_code, client_credentials, refresh_token
 from app.oidc.grants.common import Form
 from app.oidc.runtime import get_runtime, key_set
@@ -26,8 +26,15 @@ async def read_form(request: Request) -> Form:
     if len(body) > MAX_FORM_BYTES:
         raise InvalidRequest("The body is too large")
     try:
-        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=False, strict_parsing=False,
-                          max_num_fields=100)
+        text = body.decode("utf-8")
+        if "%" in text or "+" in text:
+            pairs = parse_qsl(text, keep_blank_values=False, strict_parsing=False, max_num_fields=100)
+        else:
+            # The common case (no escapes): a plain split is several times cheaper than parse_qsl.
+            fields = text.split("&")
+            if len(fields) > 100:
+                raise ValueError("too many fields")
+            pairs = [(k, v) for k, _, v in (f.partition("=") for f in fields) if v]
     except (UnicodeDecodeError, ValueError) as exc:
         raise InvalidRequest("The body is not a valid form") from exc
     return Form(pairs)
@@ -50,15 +57,16 @@ async def token(issuer_id: str, request: Request) -> Response:
         client = await authenticate_client(request, issuer_id, form.as_dict())
         if grant_type == "client_credentials":
             body, claims = client_credentials.issue(keys, client, form)
-            metered(request.app, type="machine.token.issued", account_id=keys.account_id,
-                    issuer_id=issuer_id, client_id=client.id,
-                    subject={"type": "client", "id": client.id},
-                    data={"jti": claims["jti"], "scope": claims["scope"], "exp": claims["exp"]},
-                    auth={"type": "client", "client_id": client.id})
+            metered_occurrence(request.app, client,
+                               {"jti": claims["jti"], "scope": claims["scope"], "exp": claims["exp"]},
+                               type="machine.token.issued", account_id=keys.account_id,
+                               issuer_id=issuer_id, client_id=client.id,
+                               subject={"type": "client", "id": client.id},
+                               auth={"type": "client", "client_id": client.id})
             return JSONResponse(body, headers=NO_STORE)
         handler = authorization_code.exchange if grant_type == "authorization_code" else refresh_token.refresh
         async with request.app.state.db.unit_of_work() as session:
-            result = await handler(session, keys, rt.app.state.secret_key, client, form)
+            result = await handler(session, keys, rt.server_key, client, form)
         # Errors that follow a write (code marked used, family revoked) are raised after commit.
         if isinstance(result, OAuthError):
             raise result
