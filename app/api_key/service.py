@@ -96,6 +96,8 @@ async def create_api_key(
     await session.flush()
     await _record(session, key, "api-key.created",
                   {"name": name, "owner": owner_kind, "scopes": restrictions.get("scopes", [])}, auth)
+    # Drops a "no such key" answer a cache may hold for this id.
+    await notify_key_changed(session, key.id)
     return key, secret
 
 
