@@ -14,6 +14,7 @@ from app.group.endpoints import router as group_router
 from app.invitation.endpoints import router as invitation_router
 from app.issuer.endpoints import router as issuer_router
 from app.membership.endpoints import router as membership_router
+from app.note.endpoints import router as note_router
 from app.organization.endpoints import router as organization_router
 from app.session.endpoints import router as session_router
 from app.user.endpoints import router as user_router
@@ -35,5 +36,6 @@ for router in (
     webhooks_router,
     agent_router,
     auth_method_router,
+    note_router,
 ):
     api_router.include_router(router)

@@ -1,0 +1,52 @@
+"""Note bodies and the `Note` shape (§2.10, §3.1). Note times are float-typed in the SDK: integer
+milliseconds are sent, as everywhere else."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import StrictBool, StringConstraints
+
+from app.core.validation import StrictModel
+from app.models.note import Note
+
+NoteSubjectType = Literal["user", "org", "issuer", "client", "agent"]
+NoteRefType = Literal["user", "org", "issuer", "client", "webhook", "api_key"]
+SUBJECT_TYPES: tuple[str, ...] = NoteSubjectType.__args__
+REF_TYPES: tuple[str, ...] = NoteRefType.__args__
+MAX_CONTENT = 10_000
+
+EntityId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")]
+Content = Annotated[str, StringConstraints(min_length=1, max_length=MAX_CONTENT)]
+
+
+class NoteCreate(StrictModel):
+    subject_type: NoteSubjectType
+    subject_id: EntityId
+    content: Content
+    # Defaults to the subject's issuer; must match it when given.
+    issuer_id: EntityId | None = None
+    pinned: StrictBool = False
+
+
+class NoteUpdate(StrictModel):
+    content: Content | None = None
+    pinned: StrictBool | None = None
+
+
+def note_to_api(note: Note) -> dict[str, Any]:
+    return {
+        "id": note.id,
+        "account_id": note.account_id,
+        "issuer_id": note.issuer_id,
+        "subject_type": note.subject_type,
+        "subject_id": note.subject_id,
+        "content": note.content,
+        "pinned": note.pinned,
+        "mentions": list(note.mentions),
+        "references": list(note.references),
+        "created_by": note.created_by,
+        "created_at": note.created_at,
+        "updated_by": note.updated_by,
+        "updated_at": note.updated_at,
+    }
