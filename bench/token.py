@@ -114,14 +114,16 @@ response = function(status, headers, body)
   if t then table.insert(thread_pool, t) end
 end
 """
-    return _run(script, url + path, duration, connections)
+    # A timed-out request loses its chain (the server rotated a token nobody reads): wait longer.
+    return _run(script, url + path, duration, connections, timeout="30s")
 
 
-def _run(script: str, target: str, duration: int, connections: int) -> Result:
+def _run(script: str, target: str, duration: int, connections: int, timeout: str = "2s") -> Result:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(script)
         lua = f.name
-    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", lua, target],
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration}s", f"--timeout={timeout}",
+                          "--latency", "-s", lua, target],
                          capture_output=True, text=True, check=True).stdout
     os.unlink(lua)
     return parse_wrk(out)

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.ids import now_ms
 from app.events.service import record
 from app.models.oidc import LoginSession, OidcGrant, RefreshToken
+from app.models.user import User
 from app.oidc import tokens
-from app.oidc.claims import load_active_user, organizations
+from app.oidc.claims import organizations
 from app.oidc.client_auth import CachedClient
 from app.oidc.errors import InvalidGrant, InvalidRequest, InvalidTarget, OAuthError, UnauthorizedClient
 from app.oidc.grants.common import (
@@ -34,16 +35,18 @@ async def refresh(session: AsyncSession, keys: KeySet, server_key: str, client: 
     raw = form.get("refresh_token")
     if not raw or len(raw) > 256:
         raise InvalidRequest("refresh_token is required")
-    row = await session.scalar(
-        select(RefreshToken)
+    # One round trip for the token and its family, both locked: concurrent presentations of one
+    # token serialise here, so exactly one rotates it and the other is seen as reuse.
+    found = (await session.execute(
+        select(RefreshToken, OidcGrant)
+        .join(OidcGrant, and_(OidcGrant.id == RefreshToken.grant_id,
+                              OidcGrant.account_id == RefreshToken.account_id))
         .where(RefreshToken.token_hash == tokens.token_hash(server_key, "refresh", raw))
-        .with_for_update())
-    if row is None:
+        .with_for_update())).first()
+    if found is None:
         raise InvalidGrant("The refresh token is invalid")
-    grant = await session.scalar(select(OidcGrant).where(OidcGrant.id == row.grant_id,
-                                                         OidcGrant.account_id == row.account_id)
-                                 .with_for_update())
-    if grant is None or grant.issuer_id != keys.issuer_id or grant.account_id != keys.account_id:
+    row, grant = found
+    if grant.issuer_id != keys.issuer_id or grant.account_id != keys.account_id:
         raise InvalidGrant("The refresh token is invalid")
     if grant.client_id != client.id:
         raise InvalidGrant("The refresh token was issued to another client")
@@ -58,16 +61,22 @@ async def refresh(session: AsyncSession, keys: KeySet, server_key: str, client: 
         return InvalidGrant("The refresh token was already used; the grant is revoked")
     if row.status != "active" or grant.status != "active" or row.expires_at <= now:
         raise InvalidGrant("The refresh token is no longer valid")
-    login = await session.get(LoginSession, grant.session_id) if grant.session_id else None
-    if grant.session_id and (login is None or login.status != "active"):
-        raise InvalidGrant("The sign-in session has ended")
     # A refresh may narrow the resources and scopes, never widen them.
     resources = form.getlist("resource") or list(grant.resources)
     if any(r not in grant.resources for r in resources):
         raise InvalidTarget("resource was not part of the grant")
     scopes = narrow_scopes(requested_scopes(form), grant.scope.split())
-    user = await load_active_user(session, grant.account_id, grant.issuer_id, grant.user_id)
-    if user is None:
+    # The user and the sign-in session in one round trip.
+    both = (await session.execute(
+        select(User, LoginSession)
+        .outerjoin(LoginSession, and_(LoginSession.id == grant.session_id,
+                                      LoginSession.account_id == grant.account_id))
+        .where(User.id == grant.user_id, User.account_id == grant.account_id,
+               User.issuer_id == grant.issuer_id))).first()
+    user, login = (both[0], both[1]) if both is not None else (None, None)
+    if grant.session_id and (login is None or login.status != "active"):
+        raise InvalidGrant("The sign-in session has ended")
+    if user is None or user.status != "active":
         await revoke_grant(session, grant.account_id, grant.id, "user_inactive")
         return InvalidGrant("The user is not active")
     orgs = await organizations(session, grant.account_id, grant.issuer_id, user.id)
@@ -80,7 +89,6 @@ async def refresh(session: AsyncSession, keys: KeySet, server_key: str, client: 
     # A narrowed scope applies to this response only; the family keeps what was granted.
     body, _ = await issue_user_tokens(session, ctx, nonce=None, with_refresh=True, resources=resources,
                                       scope=" ".join(scopes))
-    grant.updated_at = now
     if login is not None:
         login.refresh_count = (login.refresh_count or 0) + 1
         login.refresh_token_issued_at = now
