@@ -24,7 +24,7 @@ from collections import defaultdict
 from typing import Any
 
 import asyncpg
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 from sqlalchemy.orm import aliased
 
 from app.config import Settings
@@ -68,10 +68,26 @@ def claim_statement(limit: int) -> Any:
     )
 
 
+def prefer_custom_plans(db: Database) -> None:
+    """Plan the relay's statements for the queue as it is now, every time.
+
+    asyncpg prepares statements; after five runs Postgres may keep a generic plan, chosen while the
+    queue was empty or its statistics stale, and keep it through a burst (measured: the claim at
+    2-3 s instead of 10-20 ms until an ANALYZE replanned it). Planning costs well under a ms.
+    """
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.run_async(lambda conn: conn.execute("SET plan_cache_mode = force_custom_plan"))
+
+    event.listen(db.engine.sync_engine, "connect", on_connect)
+
+
 class Relay:
     def __init__(self, db: Database, settings: Settings, server_key: str, sender: Sender | None = None
                  ) -> None:
+        """`db` should be the relay's own (its connections get plan_cache_mode=force_custom_plan)."""
         self.db = db
+        prefer_custom_plans(db)
         self.settings = settings
         self.server_key = server_key
         self.sender = sender or Sender(timeout_seconds=settings.webhooks_timeout_seconds,

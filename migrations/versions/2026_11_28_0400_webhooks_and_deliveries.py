@@ -91,6 +91,13 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_webhook_delivery_attempts'))
     )
     op.create_index(op.f('ix_webhook_delivery_attempts_delivery_id'), 'webhook_delivery_attempts', ['delivery_id'], unique=False)
+    # A queue table: rows churn from pending to done in bursts. Vacuum and analyze it after a few
+    # percent of change (not the default 20%) so its partial indexes and the planner's row counts
+    # keep up with a burst (measured: a never-analyzed table drained 5x slower).
+    op.execute("""
+        ALTER TABLE webhook_deliveries SET (autovacuum_vacuum_scale_factor = 0.02,
+            autovacuum_analyze_scale_factor = 0.02, autovacuum_vacuum_insert_scale_factor = 0.02)
+    """)
     op.execute("""
         CREATE FUNCTION authpi_webhooks_now_ms() RETURNS bigint AS $$
             SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint
