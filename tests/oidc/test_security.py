@@ -337,3 +337,32 @@ class TestAuthorizeOptions:
         r = await client.get(f"/{setup.issuer_id}/authorize?" + urlencode(
             authorize_params(setup, challenge, scope="openid admin:all")))
         assert parse_qs(urlsplit(r.headers["location"]).query)["error"] == ["invalid_scope"]
+
+
+class TestLogout:
+    async def test_unregistered_post_logout_uri_never_redirects(self, client, setup) -> None:
+        tokens = await code_tokens(client, setup)
+        for uri in ("http://evil.example/", "http://localhost:3000/signed-out/", "http://localhost:3000/signed-out?x=1"):
+            r = await client.get(f"/{setup.issuer_id}/logout?" + urlencode(
+                {"id_token_hint": tokens["id_token"], "post_logout_redirect_uri": uri}))
+            assert r.status_code == 400
+            assert "location" not in r.headers
+
+    async def test_logout_without_redirect_ends_the_session(self, client, setup) -> None:
+        tokens = await code_tokens(client, setup)
+        r = await client.get(f"/{setup.issuer_id}/logout")
+        assert r.status_code == 200
+        assert "You are signed out." in r.text
+        assert await _userinfo(client, setup, tokens["access_token"]) == 401
+        _, challenge = pkce_pair()
+        query = urlencode(authorize_params(setup, challenge))
+        again = await client.get(f"/{setup.issuer_id}/authorize?{query}")
+        assert again.headers["location"].startswith(f"/{setup.issuer_id}/login?")
+
+    async def test_forged_id_token_hint_is_refused(self, client, setup) -> None:
+        tokens = await code_tokens(client, setup)
+        head, payload, sig = tokens["id_token"].split(".")
+        forged = f"{head}.{_b64({'sub': 'usr_x', 'aud': setup.web_id, 'iss': 'x'})}.{sig}"
+        r = await client.get(f"/{setup.issuer_id}/logout?" + urlencode(
+            {"id_token_hint": forged, "post_logout_redirect_uri": "http://localhost:3000/signed-out"}))
+        assert r.status_code == 400
