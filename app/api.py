@@ -9,6 +9,7 @@ from app.agent.endpoints import router as agent_router
 from app.api_key.endpoints import router as api_key_router
 from app.auth_method.endpoints import router as auth_method_router
 from app.client.endpoints import router as client_router
+from app.domain.endpoints import router as domain_router
 from app.events.endpoints import router as events_router
 from app.group.endpoints import router as group_router
 from app.invitation.endpoints import router as invitation_router
@@ -37,5 +38,6 @@ for router in (
     agent_router,
     auth_method_router,
     note_router,
+    domain_router,
 ):
     api_router.include_router(router)

@@ -1,0 +1,1 @@
+"""Account domains: custom hostnames of an account, proven by DNS TXT and assigned to issuers (§2.8)."""

@@ -1,0 +1,114 @@
+"""Account domains: `{A}/domains` (SDK-CONTRACT §2.8). Every action answers with the whole Account."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.account import service as accounts
+from app.account.schemas import account_to_api
+from app.core import envelopes
+from app.core.auth import Principal, scoped
+from app.core.etags import check_if_match
+from app.core.session import db_session
+from app.domain import service
+from app.domain.schemas import DomainAdd, DomainAssign
+from app.organization.dns import resolve_txt
+
+router = APIRouter(tags=["domains"])
+
+DOMAINS = "/accounts/{account_id}/domains"
+DOMAIN = DOMAINS + "/{domain}"
+READ = scoped("domains", "read")
+WRITE = scoped("domains", "write")
+
+
+def _resolver(request: Request) -> service.TxtResolver:
+    # Tests (and deployments with their own DNS) put a resolver on app.state.
+    return getattr(request.app.state, "txt_resolver", None) or resolve_txt
+
+
+@router.get(DOMAINS)
+async def list_domains(
+    account_id: str,
+    _: Principal = Depends(READ),
+    session: AsyncSession = Depends(db_session, scope="function"),
+) -> JSONResponse:
+    """The account's domains (at most 20: one page)."""
+    account = await accounts.get_account(session, account_id)
+    return envelopes.page(list(account.domains))
+
+
+@router.post(DOMAINS, status_code=201)
+async def add_domain(
+    account_id: str,
+    body: DomainAdd,
+    principal: Principal = Depends(WRITE),
+    session: AsyncSession = Depends(db_session, scope="function"),
+) -> JSONResponse:
+    """Add a hostname; prove it with the TXT record in its `verification`, then verify."""
+    account = await service.lock_account(session, account_id)
+    account = await service.add_domain(session, account, body.host, principal)
+    return envelopes.created(account_to_api(account))
+
+
+@router.delete(DOMAIN, status_code=204)
+async def remove_domain(
+    account_id: str,
+    domain: str,
+    request: Request,
+    principal: Principal = Depends(WRITE),
+    session: AsyncSession = Depends(db_session, scope="function"),
+) -> Response:
+    """Remove a domain from the account."""
+    account = await service.lock_account(session, account_id)
+    check_if_match(request, account.version)
+    await service.remove_domain(session, account, domain, principal)
+    return envelopes.no_content()
+
+
+@router.post(DOMAIN + "/assign")
+async def assign_domain(
+    account_id: str,
+    domain: str,
+    body: DomainAssign,
+    request: Request,
+    principal: Principal = Depends(WRITE),
+    session: AsyncSession = Depends(db_session, scope="function"),
+) -> JSONResponse:
+    """Route the domain to one of the account's issuers."""
+    account = await service.lock_account(session, account_id)
+    check_if_match(request, account.version)
+    account = await service.assign_domain(session, account, domain, body.issuer_id, principal)
+    return envelopes.obj(account_to_api(account))
+
+
+@router.post(DOMAIN + "/unassign")
+async def unassign_domain(
+    account_id: str,
+    domain: str,
+    request: Request,
+    principal: Principal = Depends(WRITE),
+    session: AsyncSession = Depends(db_session, scope="function"),
+) -> JSONResponse:
+    """Stop routing the domain to its issuer."""
+    account = await service.lock_account(session, account_id)
+    check_if_match(request, account.version)
+    account = await service.unassign_domain(session, account, domain, principal)
+    return envelopes.obj(account_to_api(account))
+
+
+@router.post(DOMAIN + "/verify")
+async def verify_domain(
+    account_id: str,
+    domain: str,
+    request: Request,
+    principal: Principal = Depends(WRITE),
+    session: AsyncSession = Depends(db_session, scope="function"),
+) -> JSONResponse:
+    """Check the domain's TXT record; the domain's `verified` says whether it was found."""
+    account = await service.lock_account(session, account_id)
+    check_if_match(request, account.version)
+    account = await service.verify_domain(session, account, domain, _resolver(request), principal)
+    return envelopes.obj(account_to_api(account))
