@@ -2,13 +2,36 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from typing import Any
 
 from fastapi import Request
+from sqlalchemy import text
 
 from app.oidc.client_auth import ClientCache
 from app.oidc.keys import KeySet, KeyStore
 from app.oidc.throttle import FailureThrottle, HashPool
+
+log = logging.getLogger("authpi.oidc")
+PURGE_INTERVAL_SECONDS = 600
+# Used codes and spent refresh tokens are kept a day past expiry, for investigations of replays.
+_PURGE = (
+    "DELETE FROM authorization_codes WHERE expires_at < :cutoff",
+    "DELETE FROM refresh_tokens WHERE expires_at < :cutoff",
+    "DELETE FROM revoked_access_tokens WHERE expires_at < :now",
+)
+
+
+async def purge_expired(db: Any) -> None:
+    """Idempotent deletes: every replica may run them."""
+    from app.core.ids import now_ms
+
+    now = now_ms()
+    async with db.unit_of_work() as session:
+        for statement in _PURGE:
+            await session.execute(text(statement), {"cutoff": now - 86_400_000, "now": now})
 
 
 class OidcRuntime:
@@ -27,10 +50,25 @@ class OidcRuntime:
         self._sessionmaker: Any = None
 
     async def start(self) -> None:
-        """Background pieces (the metered event batcher) start here."""
+        """Background pieces: the periodic purge of expired protocol state."""
+        self._purge_task = asyncio.create_task(self._purge_loop(), name="oidc-purge")
 
     async def stop(self) -> None:
-        """Flush what was acknowledged before the pool closes."""
+        task = getattr(self, "_purge_task", None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def _purge_loop(self) -> None:
+        while True:
+            await asyncio.sleep(PURGE_INTERVAL_SECONDS)
+            try:
+                await purge_expired(self.app.state.db)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - retried at the next interval
+                log.exception("oidc purge failed")
 
     def drop_all(self) -> None:
         self.keys.invalidate()
