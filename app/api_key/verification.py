@@ -529,11 +529,14 @@ class KeyVerifier:
         entry = self.cache.get(key_id, mac)
         if entry is None:
             return None
-        if (time.monotonic() - entry.cached_at < self.cache.ttl and entry.trusted and self.live()
-                and (entry.valid_until is None or entry.valid_until > now_ms())):
+        if (time.monotonic() - entry.cached_at >= self.cache.ttl
+                or (entry.valid_until is not None and entry.valid_until <= now_ms())):
+            self.cache.drop_entry(entry)
+            return None
+        if entry.trusted and self.live():
             self.stats["warm"] += 1
             return entry
-        self.cache.drop_entry(entry)
+        # Kept, untrusted: the cold path re-reads the key but may skip argon2 (see `_cold`).
         return None
 
     def record_verified(self, entry: CachedKey, address: str) -> None:
@@ -566,12 +569,22 @@ class KeyVerifier:
         now = now_ms()
         valid_until = row.expires_at
         verified_hash: str | None = None
-        self.stats["argon2"] += 1
-        if await self.argon2.verify(key_id, mac, row.secret_hash, secret):
+        in_grace = bool(row.previous_secret_hash and row.previous_secret_expires_at
+                        and row.previous_secret_expires_at > now)
+        # This exact secret already verified against this stored hash (an entry kept while the
+        # listener was down, or aged out of trust): the database says the hash is unchanged, so
+        # argon2 would only repeat itself.
+        known = self.cache.get(key_id, mac)
+        if known is not None and known.secret_hash == row.secret_hash:
             verified_hash = row.secret_hash
-        elif (row.previous_secret_hash and row.previous_secret_expires_at
-              and row.previous_secret_expires_at > now
-              and await self.argon2.verify(key_id, mac, row.previous_secret_hash, secret)):
+        elif known is not None and in_grace and known.secret_hash == row.previous_secret_hash:
+            verified_hash = row.previous_secret_hash
+            grace_end = row.previous_secret_expires_at
+            valid_until = grace_end if valid_until is None else min(valid_until, grace_end)
+        elif await self._argon2(key_id, mac, row.secret_hash, secret):
+            verified_hash = row.secret_hash
+        elif (in_grace and row.previous_secret_hash
+              and await self._argon2(key_id, mac, row.previous_secret_hash, secret)):
             # The pre-rotation secret, inside its grace period: usable until the grace ends.
             verified_hash = row.previous_secret_hash
             grace_end = row.previous_secret_expires_at
@@ -589,9 +602,13 @@ class KeyVerifier:
             networks=parse_networks(row.restrictions.get("ip_allowlist")), valid_until=valid_until,
             cached_at=time.monotonic(), trusted=trusted and self.connected,
             event_template=verified_event_template(principal))
-        if entry.trusted and self.cache.may_insert(since, row):
+        if self.cache.may_insert(since, row):
             self.cache.put(entry)
         return self._accept(request, entry, address, cold=True)
+
+    async def _argon2(self, key_id: str, mac: bytes, stored_hash: str, secret: str) -> bool:
+        self.stats["argon2"] += 1
+        return await self.argon2.verify(key_id, mac, stored_hash, secret)
 
     def _accept(self, request: Request, entry: CachedKey, address: str, *, cold: bool) -> Principal:
         if entry.networks is not None and not address_allowed(entry.networks, address):

@@ -331,6 +331,28 @@ class TestCache:
         assert (await me(anon, key.id, key.secret_plain)).status_code == 200
 
 
+    async def test_listener_down_rechecks_the_database_without_argon2(
+            self, app: FastAPI, admin: AuthPIAdmin, org: OrgRef, anon: httpx.AsyncClient):
+        key = await org_key(admin, org)
+        assert (await me(anon, key.id, key.secret_plain)).status_code == 200
+        v = verifier(app)
+        v.connected = False  # as while the listener reconnects
+        try:
+            hashes, cold = v.argon2.hashes, v.stats["cold"]
+            for _ in range(3):
+                assert (await me(anon, key.id, key.secret_plain)).status_code == 200
+            assert v.stats["cold"] == cold + 3  # each one read the key again...
+            assert v.argon2.hashes == hashes  # ...and none hashed
+            await admin.api_keys.block(key.id)
+            assert_401(await me(anon, key.id, key.secret_plain))
+            await admin.api_keys.unblock(key.id)
+            await admin.api_keys.rotate(key.id)
+            assert_401(await me(anon, key.id, key.secret_plain))  # the hash changed: argon2, refused
+        finally:
+            v.connected = True
+            v.cache.clear()
+
+
 class TestRotationGrace:
     async def test_default_rotation_stops_the_old_secret_at_once(self, admin: AuthPIAdmin, org: OrgRef,
                                                                  anon: httpx.AsyncClient):
