@@ -132,8 +132,8 @@ class Relay:
         """Wake one idle worker (a busy one comes back for more on its own): a notification
         per committed event must not send every worker to the database at once."""
         if all_workers:
-            for event in self._wakes:
-                event.set()
+            for flag in self._wakes:
+                flag.set()
             return
         if not self._idle:
             self._missed = True
