@@ -289,3 +289,23 @@ class TestAgentIsolation:
                      other.agent(agent.id).verifiers.create({"type": "secret"})):
             with pytest.raises(NotFoundError):
                 await call
+
+
+class TestAgentScopes:
+    async def test_read_scope_cannot_write(self, admin: AuthPIAdmin, client: httpx.AsyncClient,
+                                           account: AccountCredentials, issuer_id: str):
+        key = await admin.api_keys.create({"name": "ro", "restrictions": {"scopes": ["issuers.agents:read"]}})
+        basic = (key.id, key.secret_plain)
+        base = agents_path(account.account_id, issuer_id)
+        assert (await client.get(base, auth=basic)).status_code == 200
+        assert (await client.post(base, json=AGENT_BODY, auth=basic)).status_code == 403
+
+
+class TestIdempotentCreate:
+    async def test_same_key_replays_without_a_second_row(self, admin: AuthPIAdmin,
+                                                         account: AccountCredentials, issuer_id: str,
+                                                         pg: asyncpg.Pool):
+        first = await admin.issuer(issuer_id).agents.create(AGENT_BODY, idempotency_key="agent-create-1")
+        again = await admin.issuer(issuer_id).agents.create(AGENT_BODY, idempotency_key="agent-create-1")
+        assert again.id == first.id
+        assert await count_rows(pg, "agents", account.account_id) == 1

@@ -149,3 +149,13 @@ class TestAuthMethodIsolation:
         for call in (other.get(mid), other.update(mid, {"enabled": False}), other.delete(mid)):
             with pytest.raises(NotFoundError):
                 await call
+
+
+class TestAuthMethodScopes:
+    async def test_issuer_read_scope_cannot_write(self, admin: AuthPIAdmin, client: httpx.AsyncClient,
+                                                  account: AccountCredentials, issuer_id: str):
+        key = await admin.api_keys.create({"name": "ro", "restrictions": {"scopes": ["issuers:read"]}})
+        basic = (key.id, key.secret_plain)
+        base = methods_path(account.account_id, issuer_id)
+        assert (await client.get(base, auth=basic)).status_code == 200
+        assert (await client.post(base, json={"type": "password"}, auth=basic)).status_code == 403

@@ -219,3 +219,13 @@ class TestDomainIsolation:
         resp = await client.post(f"{own}/other.example/assign", json={"issuer_id": issuer_id},
                                  auth=other_account.basic)
         assert resp.status_code == 422
+
+
+class TestDomainScopes:
+    async def test_read_scope_cannot_write(self, admin: AuthPIAdmin, client: httpx.AsyncClient,
+                                           account: AccountCredentials):
+        key = await admin.api_keys.create({"name": "ro", "restrictions": {"scopes": ["domains:read"]}})
+        basic = (key.id, key.secret_plain)
+        base = domains_path(account.account_id)
+        assert (await client.get(base, auth=basic)).status_code == 200
+        assert (await client.post(base, json={"host": "x.acme.example"}, auth=basic)).status_code == 403

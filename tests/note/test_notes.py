@@ -221,3 +221,15 @@ class TestNoteIsolation:
             resp = await client.get(path, params=params, auth=other_account.basic)
             assert resp.status_code == 404 or resp.json()["data"] == [], resp.text
         assert await admin.notes.get(note.id) == note
+
+
+class TestNoteScopes:
+    async def test_read_scope_cannot_write(self, admin: AuthPIAdmin, client: httpx.AsyncClient,
+                                           account: AccountCredentials, issuer_id: str):
+        key = await admin.api_keys.create({"name": "ro", "restrictions": {"scopes": ["notes:read"]}})
+        basic = (key.id, key.secret_plain)
+        base = notes_path(account.account_id)
+        assert (await client.get(base, auth=basic)).status_code == 200
+        body = {"subject_type": "issuer", "subject_id": issuer_id, "content": "x"}
+        resp = await client.post(base, json=body, auth=basic)
+        assert resp.status_code == 403
