@@ -54,3 +54,17 @@ class TestAdminIntrospect:
         from authpi_admin.errors import NotFoundError
         with pytest.raises(NotFoundError):
             await other_admin.issuer(setup.issuer_id).tokens.introspect({"token": tokens["access_token"]})
+
+
+class TestAdminIntrospectPersonalToken:
+    async def test_personal_token(self, admin: AuthPIAdmin) -> None:
+        setup = await make_setup(admin)
+        created = await admin.issuer(setup.issuer_id).user(setup.user_id).tokens.create(
+            {"name": "ci", "scopes": ["invoices:read"]})
+        result = await admin.issuer(setup.issuer_id).tokens.introspect({"token": created.token_plain})
+        assert result["active"] is True
+        assert result["token_type"] == "personal_token"
+        assert result["sub"] == setup.user_id
+        other = await admin.issuers.create({"name": "other"})
+        elsewhere = await admin.issuer(other.id).tokens.introspect({"token": created.token_plain})
+        assert elsewhere["active"] is False

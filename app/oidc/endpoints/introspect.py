@@ -37,6 +37,8 @@ async def introspect_token(app: Any, issuer_id: str, token: str) -> dict[str, An
                 out[name] = claims[name]
         out["username"] = claims.get("sub")
         return out
+    if token.startswith("tok_"):
+        return await _personal_token(app, issuer_id, token)
     if not token.startswith("rt_") or len(token) > 256:
         return dict(INACTIVE)
     async with app.state.db.sessionmaker() as session:
@@ -51,6 +53,19 @@ async def introspect_token(app: Any, issuer_id: str, token: str) -> dict[str, An
     if grant.org_id:
         out["org_id"] = grant.org_id
     return out
+
+
+async def _personal_token(app: Any, issuer_id: str, token: str) -> dict[str, Any]:
+    """A user's personal access token (verified by the user-tokens package)."""
+    from app.user.tokens import verify_personal_token
+
+    async with app.state.db.sessionmaker() as session:
+        principal = await verify_personal_token(session, token, server_key=app.state.secret_key)
+    if principal is None or principal.issuer_id != issuer_id:
+        return dict(INACTIVE)
+    return {"active": True, "token_type": "personal_token", "sub": principal.user_id,
+            "scope": " ".join(principal.scopes), "iss": issuer_id,
+            "organizations": principal.extra.get("organizations", [])}
 
 
 @router.post("/{issuer_id}/introspect", include_in_schema=False)
