@@ -11,6 +11,7 @@ to come back through the listener connection.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 
 from sqlalchemy import event, text
@@ -43,8 +44,21 @@ def _invalidate_here(payload: str) -> None:
             loop.call_soon_threadsafe(callback, payload)
 
 
+# Tags this process's NOTIFYs: their echo through the listener is skipped, since the caches here
+# were already invalidated directly (at the change and after its commit). A late echo would only
+# keep the next verification from being cached.
+PROCESS_TAG = os.urandom(6).hex()
+
+
+def parse_payload(raw: str) -> tuple[str, bool]:
+    """(`kind:id`, whether this process sent it)."""
+    payload, _, tag = raw.partition("@")
+    return payload, tag == PROCESS_TAG
+
+
 async def _notify(session: AsyncSession, payload: str) -> None:
-    await session.execute(text("SELECT pg_notify(:c, :p)"), {"c": CHANNEL, "p": payload})
+    await session.execute(text("SELECT pg_notify(:c, :p)"),
+                          {"c": CHANNEL, "p": f"{payload}@{PROCESS_TAG}"})
     _invalidate_here(payload)
     event.listen(session.sync_session, "after_commit", lambda _s: _invalidate_here(payload), once=True)
 
