@@ -18,8 +18,16 @@ Order of work, cheapest first, so that bad credentials cost little and never del
 
 Revocation is pushed, not polled: every change to a key, organization or issuer NOTIFYs
 `invalidation.CHANNEL` in its transaction; each process LISTENs on one dedicated connection and
-drops the affected entries. While that connection is down the cache is empty and every request
-re-checks the database (argon2 is still skipped when the stored hash is the one already verified).
+drops the affected entries; this process's own changes are applied to its caches directly, at
+the change and after its commit. When the listener connection is lost the whole cache is dropped;
+until it is back, entries are kept only as untrusted memos: every request re-reads the key from
+the database, and argon2 is skipped only while the stored hash is the one the secret verified
+against. argon2 threads run at a lower CPU priority than the event loop.
+
+Failed attempts reach the owning account's trail as `api-key.verification.failed`, aggregated:
+at most one event for the first failure of an existing key id in a throttle window and one when
+the window's limit is reached (reason, client address, count). Unknown ids and malformed
+credentials belong to no account and are only counted against the caller's address.
 """
 
 from __future__ import annotations
