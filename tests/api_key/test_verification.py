@@ -89,6 +89,43 @@ class TestQuickstartStep5:
         assert len(page.data) == 1
 
 
+class TestQuickstartOverRealHttp:
+    async def test_whoami_and_trail_on_a_live_server(self, live_server, account: AccountCredentials,
+                                                     admin: AuthPIAdmin, org: OrgRef, pg: asyncpg.Pool):
+        async with AuthPIAdmin(api_key=account.basic, base_url=live_server.url) as owner:
+            key = await org_key(owner, org)  # as the quickstart: one admin client throughout
+            async with AuthPIAdmin(api_key=(key.id, key.secret_plain), base_url=live_server.url) as caller:
+                who = await caller.whoami()
+            assert who["type"] == "api_key"
+            assert who["organizations"][0] == {"org_id": org.org_id, "scopes": ["invoices:read"]}
+            page = await owner.events.list(limit=20)
+        assert [e.type for e in page.data[:2]] == ["api-key.verified", "api-key.created"]
+        assert page.data[0].subject["id"] == key.id
+        r = httpx.get(live_server.url + "/v1/me", auth=(key.id, key.secret_plain + "x"))
+        assert_401(r)
+
+    async def test_no_secret_or_hash_in_any_event(self, admin: AuthPIAdmin, org: OrgRef, pg: asyncpg.Pool,
+                                                  account: AccountCredentials, app: FastAPI,
+                                                  anon: httpx.AsyncClient):
+        key = await org_key(admin, org)
+        secrets = [key.secret_plain, account.secret]
+        await me(anon, key.id, key.secret_plain)
+        await me(anon, key.id, "sk_not_the_secret")
+        secrets.append((await admin.api_keys.rotate(key.id, {"grace_period_seconds": 5})).secret_plain)
+        await me(anon, key.id, secrets[-1])
+        await admin.api_keys.revoke(key.id)
+        await app.state.event_batcher.flush()
+        rows = await pg.fetch("SELECT type, subject::text, data::text, auth::text FROM events "
+                              "WHERE account_id = $1", account.account_id)
+        assert {"api-key.created", "api-key.verified", "api-key.verification.failed", "api-key.rotated",
+                "api-key.revoked"} <= {r["type"] for r in rows}
+        text = " ".join(str(tuple(r)) for r in rows)
+        assert "$argon2" not in text
+        assert "sk_not_the_secret" not in text
+        for secret in secrets:
+            assert secret not in text
+
+
 class TestRefusals:
     @pytest.mark.parametrize("header", [
         "Basic", "Basic !!!", "Basic " + base64.b64encode(b"nocolon").decode(),
