@@ -111,25 +111,65 @@ class KeyStore:
         self.public_url = public_url
         self._sets: dict[str, KeySet | None] = {}
         self._loaded: dict[str, float] = {}
+        self._loading: dict[str, asyncio.Future[KeySet | None]] = {}
+        # Decrypted keys by kid: a reload re-reads the rows but never re-decrypts a known key.
+        self._private: dict[str, JoseKey] = {}
+        # Bumped by invalidations: a load that started before one must not cache what it read.
+        self._epoch = 0
+        self._generation: dict[str, int] = {}
 
     def invalidate(self, issuer_id: str | None = None) -> None:
         if issuer_id is None:
+            self._epoch += 1
             self._sets.clear()
+            self._loading.clear()
         else:
+            self._generation[issuer_id] = self._generation.get(issuer_id, 0) + 1
             self._sets.pop(issuer_id, None)
+            self._loading.pop(issuer_id, None)
 
     async def get(self, session_factory: Any, issuer_id: str) -> KeySet | None:
         """The issuer's key set, or None when the issuer does not exist or does not serve."""
         if issuer_id in self._sets:
             cached = self._sets[issuer_id]
+            age = time.monotonic() - self._loaded.get(issuer_id, 0.0)
             # Unknown issuers are remembered briefly too, so probing ids cannot hammer the database.
             ttl = CACHE_TTL_SECONDS if cached is not None else 5.0
-            if time.monotonic() - self._loaded.get(issuer_id, 0.0) < ttl:
+            if age < ttl:
                 return cached
+            if cached is not None and age < 4 * ttl:
+                # Stale: keep serving it while one background load refreshes it (an explicit
+                # invalidation, e.g. a rotation, removes the entry and forces a load instead).
+                self._load_once(session_factory, issuer_id)
+                return cached
+        return await asyncio.shield(self._load_once(session_factory, issuer_id))
+
+    def _load_once(self, session_factory: Any, issuer_id: str) -> asyncio.Future[KeySet | None]:
+        """Single flight: concurrent requests share one load per issuer."""
+        pending = self._loading.get(issuer_id)
+        if pending is None:
+            pending = asyncio.ensure_future(self._load_and_store(session_factory, issuer_id))
+            self._loading[issuer_id] = pending
+
+            def done(future: asyncio.Future[KeySet | None]) -> None:
+                if self._loading.get(issuer_id) is future:
+                    self._loading.pop(issuer_id, None)
+                if not future.cancelled():
+                    future.exception()  # a failed background refresh is retried by the next request
+
+            pending.add_done_callback(done)
+        return pending
+
+    async def _load_and_store(self, session_factory: Any, issuer_id: str) -> KeySet | None:
+        version = (self._epoch, self._generation.get(issuer_id, 0))
         async with session_factory() as session:
             loaded = await self._load(session, issuer_id)
+        if version != (self._epoch, self._generation.get(issuer_id, 0)):
+            return loaded  # invalidated meanwhile: answer this caller, cache nothing
         if len(self._sets) > 10_000:
             self._sets.clear()
+        if len(self._private) > 50_000:
+            self._private.clear()
         self._sets[issuer_id] = loaded
         self._loaded[issuer_id] = time.monotonic()
         return loaded
@@ -157,7 +197,10 @@ class KeyStore:
         for row in rows:
             if row.status == "retired" and (row.publish_until or 0) <= now:
                 continue
-            private = await asyncio.to_thread(_load_private, self.server_key, row)
+            private = self._private.get(row.id)
+            if private is None:
+                private = await asyncio.to_thread(_load_private, self.server_key, row)
+                self._private[row.id] = private
             verifiers[row.id] = (row.alg, private)
             jwks.append(row.public_jwk)
             if row.status == "active" and row.alg not in signers:
