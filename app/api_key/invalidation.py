@@ -11,7 +11,7 @@ to come back through the listener connection.
 from __future__ import annotations
 
 import asyncio
-import os
+import time
 from collections.abc import Callable
 
 from sqlalchemy import event, text
@@ -44,21 +44,32 @@ def _invalidate_here(payload: str) -> None:
             loop.call_soon_threadsafe(callback, payload)
 
 
-# Tags this process's NOTIFYs: their echo through the listener is skipped, since the caches here
-# were already invalidated directly (at the change and after its commit). A late echo would only
-# keep the next verification from being cached.
-PROCESS_TAG = os.urandom(6).hex()
+# NOTIFYs sent from this process, by (sending backend pid, payload): their echo through the
+# listener is skipped, since the caches here were already invalidated directly (at the change and
+# after its commit); a late echo would only keep the next verification from being cached. Entries
+# live a few seconds (an echo takes milliseconds), so a reused backend pid cannot mask another
+# process's change.
+_sent: dict[tuple[int, str], float] = {}
+ECHO_SECONDS = 5.0
 
 
-def parse_payload(raw: str) -> tuple[str, bool]:
-    """(`kind:id`, whether this process sent it)."""
-    payload, _, tag = raw.partition("@")
-    return payload, tag == PROCESS_TAG
+def is_own_echo(pid: int, payload: str) -> bool:
+    sent = _sent.get((pid, payload))
+    return sent is not None and time.monotonic() - sent < ECHO_SECONDS
+
+
+def _remember(pid: int, payload: str) -> None:
+    now = time.monotonic()
+    if len(_sent) > 10_000:
+        for item in [k for k, t in list(_sent.items()) if now - t >= ECHO_SECONDS]:
+            del _sent[item]
+    _sent[(pid, payload)] = now
 
 
 async def _notify(session: AsyncSession, payload: str) -> None:
-    await session.execute(text("SELECT pg_notify(:c, :p)"),
-                          {"c": CHANNEL, "p": f"{payload}@{PROCESS_TAG}"})
+    result = await session.execute(text("SELECT pg_notify(:c, :p), pg_backend_pid()"),
+                                   {"c": CHANNEL, "p": payload})
+    _remember(int(result.one()[1]), payload)
     _invalidate_here(payload)
     event.listen(session.sync_session, "after_commit", lambda _s: _invalidate_here(payload), once=True)
 

@@ -49,7 +49,7 @@ from typing import Any
 import asyncpg
 from fastapi import Request
 
-from app.api_key.invalidation import CHANNEL, parse_payload, register_local, unregister_local
+from app.api_key.invalidation import CHANNEL, is_own_echo, register_local, unregister_local
 from app.config import Settings
 from app.core.auth import Principal
 from app.core.crypto import verify_secret
@@ -487,9 +487,8 @@ class KeyVerifier:
         conn = self._listener_conn
         return self.connected and conn is not None and not conn.is_closed()
 
-    def _on_notify(self, _conn: Any, _pid: int, _channel: str, raw: str) -> None:
-        payload, ours = parse_payload(raw)
-        if not ours:
+    def _on_notify(self, _conn: Any, pid: int, _channel: str, payload: str) -> None:
+        if not is_own_echo(pid, payload):
             self.cache.invalidate(payload)
 
     # -- verification ----------------------------------------------------------------------------
