@@ -71,40 +71,71 @@ class CachedClient:
 
 
 class ClientCache:
+    """Per-process cache of clients. Loads are single-flight; an invalidation (NOTIFY from any
+    replica) beats a load that was already under way, so a revoked client is never re-cached."""
+
     def __init__(self) -> None:
         self._clients: dict[str, CachedClient | None] = {}
         self._neg: dict[str, float] = {}
+        self._loading: dict[str, asyncio.Future[CachedClient | None]] = {}
+        self._epoch = 0
+        self._generation: dict[str, int] = {}
 
     def invalidate(self, client_id: str) -> None:
+        self._generation[client_id] = self._generation.get(client_id, 0) + 1
         self._clients.pop(client_id, None)
+        self._loading.pop(client_id, None)
 
     def invalidate_issuer(self, issuer_id: str) -> None:
         for cid, c in list(self._clients.items()):
             if c is None or c.issuer_id == issuer_id:
-                self._clients.pop(cid, None)
+                self.invalidate(cid)
+        self._epoch += 1  # a load in flight may be for one of this issuer's clients
+        self._loading.clear()
 
     def clear(self) -> None:
+        self._epoch += 1
         self._clients.clear()
         self._neg.clear()
+        self._loading.clear()
 
     async def get(self, session_factory: Any, issuer_id: str, client_id: str) -> CachedClient | None:
         """The active client of this issuer (whose issuer is active too), or None."""
         now = time.monotonic()
         if client_id in self._clients:
             cached = self._clients[client_id]
-            ttl = CLIENT_TTL_SECONDS if cached is not None else 5.0
-            if cached is not None and now - cached.loaded_at < ttl:
+            if cached is not None and now - cached.loaded_at < CLIENT_TTL_SECONDS:
                 return cached if cached.issuer_id == issuer_id else None
-            if cached is None and now - self._neg.get(client_id, 0.0) < ttl:
+            if cached is None and now - self._neg.get(client_id, 0.0) < 5.0:
                 return None
+        pending = self._loading.get(client_id)
+        if pending is None:
+            pending = asyncio.ensure_future(self._load(session_factory, client_id))
+            self._loading[client_id] = pending
+
+            def done(future: asyncio.Future[CachedClient | None]) -> None:
+                if self._loading.get(client_id) is future:
+                    self._loading.pop(client_id, None)
+                if not future.cancelled():
+                    future.exception()
+
+            pending.add_done_callback(done)
+        loaded = await asyncio.shield(pending)
+        return loaded if loaded is not None and loaded.issuer_id == issuer_id else None
+
+    async def _load(self, session_factory: Any, client_id: str) -> CachedClient | None:
+        version = (self._epoch, self._generation.get(client_id, 0))
         async with session_factory() as session:
             row = await session.scalar(
                 select(Client).join(Issuer, Issuer.id == Client.issuer_id)
                 .where(Client.id == client_id, Client.status == "active", Issuer.status == "active",
                        Issuer.account_id == Client.account_id))
+        loaded = CachedClient.from_row(row) if row is not None else None
+        if version != (self._epoch, self._generation.get(client_id, 0)):
+            return loaded  # invalidated meanwhile: answer this caller, cache nothing
         if len(self._clients) > 50_000:
             self._clients.clear()
-        loaded = CachedClient.from_row(row) if row is not None else None
+            self._neg.clear()
         previous = self._clients.get(client_id)
         if loaded is not None and previous is not None and previous.secret_hash == loaded.secret_hash:
             # Same secret: a reload alone must not send every concurrent request back to argon2.
@@ -112,8 +143,8 @@ class ClientCache:
             loaded.verified_at = previous.verified_at
         self._clients[client_id] = loaded
         if loaded is None:
-            self._neg[client_id] = now
-        return loaded if loaded is not None and loaded.issuer_id == issuer_id else None
+            self._neg[client_id] = time.monotonic()
+        return loaded
 
 
 def _basic(header: str) -> tuple[str, str] | None:
