@@ -2,6 +2,8 @@
 
 Pure ASGI so that every other request (the GET hot path above all) passes straight through.
 Records are scoped to an HMAC of the presented credential: only the same caller can replay.
+Stored bodies are encrypted under the server key: a create response may carry a one-time secret
+(`secret_plain`, a client `secret`), which must not sit readable in the database for 24 h.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.crypto import hmac_sha256
+from app.core.crypto import decrypt, encrypt, hmac_sha256
 from app.core.errors import ApiError, Conflict, ValidationFailed
 from app.core.ids import now_ms
 from app.models.idempotency_key import IdempotencyKey
@@ -32,6 +34,15 @@ async def _send_json(send: Send, status: int, body: dict[str, Any], headers: dic
     hdrs += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": hdrs})
     await send({"type": "http.response.body", "body": raw})
+
+
+def _seal(server_key: str, scope_key: str, key: str, body: bytes) -> bytes:
+    # Bound to its record: a sealed body copied to another (scope, key) does not open.
+    return encrypt(server_key, body, f"{scope_key}/{key}".encode()).encode()
+
+
+def _open(server_key: str, scope_key: str, key: str, sealed: bytes) -> bytes:
+    return decrypt(server_key, sealed.decode(), f"{scope_key}/{key}".encode())
 
 
 class IdempotencyMiddleware:
@@ -67,7 +78,7 @@ class IdempotencyMiddleware:
         fingerprint = hashlib.sha256(
             scope["method"].encode() + b" " + scope["path"].encode() + b"\n" + body).hexdigest()
 
-        claimed, early = await self._claim(state.db, scope_key, key, fingerprint)
+        claimed, early = await self._claim(state.db, state.secret_key, scope_key, key, fingerprint)
         if early is not None:
             status, payload, extra = early
             await _send_json(send, status, payload, extra)
@@ -93,9 +104,9 @@ class IdempotencyMiddleware:
         try:
             await self.app(scope, replay_receive, capture_send)
         finally:
-            await self._finish(state.db, scope_key, key, captured)
+            await self._finish(state.db, state.secret_key, scope_key, key, captured)
 
-    async def _claim(self, db: Any, scope_key: str, key: str, fingerprint: str
+    async def _claim(self, db: Any, server_key: str, scope_key: str, key: str, fingerprint: str
                      ) -> tuple[bool, tuple[int, Any, dict[str, str]] | None]:
         now = now_ms()
         async with db.unit_of_work() as session:
@@ -130,10 +141,12 @@ class IdempotencyMiddleware:
                 return False, (err.status_code, err.body(), {"Retry-After": "1"})
             stored_headers = dict(row.response_headers or {})
             stored_headers["Idempotent-Replayed"] = "true"
-            replay = json.loads(row.response_body) if row.response_body else {}
+            replay = json.loads(_open(server_key, scope_key, key, row.response_body)) \
+                if row.response_body else {}
             return False, (row.response_status or 200, replay, stored_headers)
 
-    async def _finish(self, db: Any, scope_key: str, key: str, captured: dict[str, Any]) -> None:
+    async def _finish(self, db: Any, server_key: str, scope_key: str, key: str,
+                      captured: dict[str, Any]) -> None:
         async with db.unit_of_work() as session:
             status = captured["status"]
             if 200 <= status < 300:
@@ -142,7 +155,7 @@ class IdempotencyMiddleware:
                 await session.execute(update(IdempotencyKey).where(
                     IdempotencyKey.scope == scope_key, IdempotencyKey.key == key
                 ).values(state="done", response_status=status, response_headers=kept,
-                         response_body=captured["body"] or b"{}"))
+                         response_body=_seal(server_key, scope_key, key, captured["body"] or b"{}")))
             else:
                 # Only successes are kept: a failed request may be retried with the same key.
                 await session.execute(delete(IdempotencyKey).where(

@@ -56,3 +56,21 @@ class TestIdempotentPatch:
         r = await client.patch(f"/v1/accounts/{account.account_id}", json={"name": "x"},
                                headers={"Idempotency-Key": "k" * 257}, auth=account.basic)
         assert r.status_code == 422
+
+
+class TestStoredResponses:
+    async def test_replayable_bodies_are_not_readable_in_the_database(
+            self, client: httpx.AsyncClient, account: AccountCredentials, pg):
+        r = await client.post(f"/v1/accounts/{account.account_id}/api-keys",
+                              json={"name": "ci", "restrictions": {"scopes": ["issuers:read"]}},
+                              headers={"Idempotency-Key": "secret-bearing"}, auth=account.basic)
+        assert r.status_code in (200, 201)
+        secret = r.json()["data"]["secret_plain"]
+        stored = await pg.fetch("SELECT response_body FROM idempotency_keys WHERE key = 'secret-bearing'")
+        assert stored
+        assert all(secret.encode() not in bytes(row["response_body"]) for row in stored)
+        replay = await client.post(f"/v1/accounts/{account.account_id}/api-keys",
+                                   json={"name": "ci", "restrictions": {"scopes": ["issuers:read"]}},
+                                   headers={"Idempotency-Key": "secret-bearing"}, auth=account.basic)
+        assert replay.headers["Idempotent-Replayed"] == "true"
+        assert replay.json() == r.json()
