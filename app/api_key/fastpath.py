@@ -18,7 +18,12 @@ from typing import Any
 
 from starlette.requests import Request
 
-from app.api_key.verification import MAX_SECRET_LENGTH, address_allowed, scope_address
+from app.api_key.verification import (
+    MAX_SECRET_LENGTH,
+    address_allowed,
+    scope_address,
+    yield_to_invalidations,
+)
 from app.core.auth import MAX_AUTH_HEADER
 from app.core.errors import ApiError, error_response
 
@@ -69,6 +74,7 @@ class MeFastPath:
         key_id, sep, secret = decoded.partition(":")
         if not sep or not key_id or not secret or len(secret) > MAX_SECRET_LENGTH:
             return False
+        await yield_to_invalidations()
         entry = verifier.warm(key_id, verifier.mac(secret))
         address = scope_address(scope, verifier.settings.trust_proxy_headers)
         if entry is None:

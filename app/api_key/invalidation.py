@@ -58,6 +58,52 @@ def is_own_echo(pid: int, payload: str) -> bool:
     return sent is not None and time.monotonic() - sent < ECHO_SECONDS
 
 
+# A change is acknowledged only once its NOTIFY has come back through a listener of this process:
+# Postgres has then dispatched it to every listening backend, so another process cannot still be
+# serving the old state to a client that saw our response. Bounded: a lost echo costs this wait.
+ECHO_WAIT_SECONDS = 0.5
+_echo_waiters: dict[tuple[int, str], asyncio.Future[None]] = {}
+_listener_liveness: list[Callable[[], bool]] = []
+
+
+def register_listener(live: Callable[[], bool]) -> None:
+    _listener_liveness.append(live)
+
+
+def unregister_listener(live: Callable[[], bool]) -> None:
+    _listener_liveness[:] = [f for f in _listener_liveness if f != live]
+
+
+def echo_arrived(pid: int, payload: str) -> None:
+    """Called by a listener for each of this process's own NOTIFYs coming back."""
+    waiter = _echo_waiters.pop((pid, payload), None)
+    if waiter is not None and not waiter.done():
+        waiter.get_loop().call_soon_threadsafe(_resolve, waiter)
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+def _expect_echo(session: AsyncSession, pid: int, payload: str) -> None:
+    if not any(live() for live in _listener_liveness):
+        return  # no live listener here: nothing would come back (caches then re-check the DB)
+    waiter = asyncio.get_running_loop().create_future()
+    _echo_waiters[(pid, payload)] = waiter
+
+    async def wait_for_echo() -> None:
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), ECHO_WAIT_SECONDS)
+        except TimeoutError:
+            pass
+        finally:
+            _echo_waiters.pop((pid, payload), None)
+
+    # Run by app.core.session.db_session after the commit, before the response is sent.
+    session.info.setdefault("after_commit", []).append(wait_for_echo)
+
+
 def _remember(pid: int, payload: str) -> None:
     now = time.monotonic()
     if len(_sent) > 10_000:
@@ -69,7 +115,9 @@ def _remember(pid: int, payload: str) -> None:
 async def _notify(session: AsyncSession, payload: str) -> None:
     result = await session.execute(text("SELECT pg_notify(:c, :p), pg_backend_pid()"),
                                    {"c": CHANNEL, "p": payload})
-    _remember(int(result.one()[1]), payload)
+    pid = int(result.one()[1])
+    _remember(pid, payload)
+    _expect_echo(session, pid, payload)
     _invalidate_here(payload)
     event.listen(session.sync_session, "after_commit", lambda _s: _invalidate_here(payload), once=True)
 

@@ -49,7 +49,15 @@ from typing import Any
 import asyncpg
 from fastapi import Request
 
-from app.api_key.invalidation import CHANNEL, is_own_echo, register_local, unregister_local
+from app.api_key.invalidation import (
+    CHANNEL,
+    echo_arrived,
+    is_own_echo,
+    register_listener,
+    register_local,
+    unregister_listener,
+    unregister_local,
+)
 from app.config import Settings
 from app.core.auth import Principal
 from app.core.crypto import verify_secret
@@ -389,6 +397,15 @@ def identity_body(principal: Principal) -> bytes:
     return json.dumps({"data": caller_identity(principal)}, separators=(",", ":")).encode()
 
 
+async def yield_to_invalidations() -> None:
+    """Let an invalidation that reached the listener in this loop iteration run before a cache read.
+
+    A NOTIFY and the request it must govern can be read from their sockets in the same loop
+    iteration; the listener's callback is then queued, and one yield puts this request behind it.
+    """
+    await asyncio.sleep(0)
+
+
 class KeyVerifier:
     """One per process: the cache, its listener, the throttles, the argon2 gate, the lookup pool."""
 
@@ -419,6 +436,7 @@ class KeyVerifier:
     async def start(self, pool: asyncpg.Pool, *, wait_listening: float = 5.0) -> None:
         self.pool = pool
         register_local(self.cache.invalidate)
+        register_listener(self.live)
         self._listener_task = asyncio.create_task(self._listen_forever(), name="authpi-key-listener")
         try:
             await asyncio.wait_for(self._listening.wait(), timeout=wait_listening)
@@ -428,6 +446,7 @@ class KeyVerifier:
     async def stop(self) -> None:
         self._closing = True
         unregister_local(self.cache.invalidate)
+        unregister_listener(self.live)
         if self._listener_task is not None:
             self._listener_task.cancel()
             try:
@@ -488,7 +507,9 @@ class KeyVerifier:
         return self.connected and conn is not None and not conn.is_closed()
 
     def _on_notify(self, _conn: Any, pid: int, _channel: str, payload: str) -> None:
-        if not is_own_echo(pid, payload):
+        if is_own_echo(pid, payload):
+            echo_arrived(pid, payload)
+        else:
             self.cache.invalidate(payload)
 
     # -- verification ----------------------------------------------------------------------------
@@ -499,6 +520,7 @@ class KeyVerifier:
     async def verify(self, request: Request, key_id: str, secret: str) -> Principal:
         address = client_address(request, self.settings.trust_proxy_headers)
         mac = self.mac(secret)
+        await yield_to_invalidations()
         entry = self.warm(key_id, mac)
         if entry is not None:
             return self._accept(request, entry, address, cold=False)

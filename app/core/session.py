@@ -18,3 +18,7 @@ async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
     """
     async with request.app.state.db.unit_of_work() as session:
         yield session
+    # Committed. Hooks that must finish before the client hears back (e.g. a key revocation waits
+    # until its cross-process invalidation has been dispatched) run here.
+    for hook in session.info.pop("after_commit", []):
+        await hook()
