@@ -22,15 +22,8 @@ Options: --duration S (default 8) --connections N (default 32) --keys N (cold ru
 before each 429, so a closed-loop flood needs many connections to send thousands of requests).
 """
 
-# ruff: noqa: E402 - bench/ must leave sys.path before the standard library's imports below
+# ruff: noqa: E402 - the project root goes on sys.path before the app's imports below
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# Running `python bench/verify.py` puts bench/ first on sys.path, where a sibling script's name
-# (token.py) would shadow the standard library's module of the same name.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 import argparse
 import asyncio
@@ -40,10 +33,12 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 

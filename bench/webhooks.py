@@ -9,32 +9,29 @@ Runs the relay as a real `authpi worker` process on a scratch database, a receiv
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
 import sys
+import time
+import uuid
+from pathlib import Path
 
-# This directory holds scripts named like standard modules (token.py): keep it off the import path.
-sys.path[:] = [p for p in sys.path if not p.rstrip("/").endswith("bench")]
-
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import os  # noqa: E402
-import signal  # noqa: E402
-import subprocess  # noqa: E402
-import time  # noqa: E402
-import uuid  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import asyncpg  # noqa: E402
+import asyncpg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.account.service import create_account  # noqa: E402
-from app.core.auth import Principal  # noqa: E402
-from app.core.db import Database, to_asyncpg_dsn, with_database  # noqa: E402
-from app.core.migrations import upgrade  # noqa: E402
-from app.events.service import record  # noqa: E402
-from app.webhooks import service  # noqa: E402
-from app.webhooks.schemas import WebhookCreate, WebhookUpdate  # noqa: E402
+# ruff: noqa: E402 - the project root goes on sys.path before the app's imports below
+from app.account.service import create_account
+from app.core.auth import Principal
+from app.core.db import Database, to_asyncpg_dsn, with_database
+from app.core.migrations import upgrade
+from app.events.service import record
+from app.webhooks import service
+from app.webhooks.schemas import WebhookCreate, WebhookUpdate
 
 SERVER_KEY = "bench-server-key-not-secret-0123456789abcdef"
 

@@ -17,15 +17,6 @@ Options: --duration S (default 8) --connections N (default 32) --rounds N (defau
 
 from __future__ import annotations
 
-# ruff: noqa: E402 - the sys.path fix below must run before any other import
-import os as _os
-import sys as _sys
-
-# This file is named like the standard library's `token` module, and a script's directory comes first
-# on sys.path: drop it before anything imports `tokenize` (helpers are loaded by file path below).
-_sys.path[:] = [p for p in _sys.path
-                if _os.path.abspath(p or ".") != _os.path.dirname(_os.path.abspath(__file__))]
-
 import argparse
 import asyncio
 import base64
