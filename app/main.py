@@ -8,6 +8,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from app.api import api_router
+from app.api_key import verification
+from app.api_key.fastpath import MeFastPath
 from app.config import Settings, get_settings
 from app.core.auth import CredentialVerifiers
 from app.core.db import Database
@@ -15,6 +18,12 @@ from app.core.errors import install_error_handlers
 from app.core.idempotency import IdempotencyMiddleware
 from app.core.limits import RequestLimitsMiddleware
 from app.core.migrations import script_heads
+from app.health.endpoints import router as health_router
+from app.lifecycle import shutdown, startup
+from app.oidc.fastpath import TokenFastPath
+from app.oidc.router import oidc_router
+from app.oidc.verify import verify_bearer
+from app.user.tokens import with_personal_tokens
 
 log = logging.getLogger("authpi")
 
@@ -25,12 +34,6 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     url = database_url or settings.database_url
     if not url:
         raise RuntimeError("create_app needs a database URL (the CLI starts the embedded one)")
-
-    from app.api import api_router
-    from app.api_key import verification
-    from app.health.endpoints import router as health_router
-    from app.lifecycle import shutdown, startup
-    from app.oidc.router import oidc_router
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -48,24 +51,19 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     app.state.database_url = url
     app.state.secret_key = settings.resolved_secret_key()
     app.state.schema_heads = script_heads()
-    app.state.verifiers = CredentialVerifiers(basic=verification.verify_basic)
-    from app.oidc.verify import verify_bearer
-    from app.user.tokens import with_personal_tokens
-
-    # Issuers' JWT access tokens; `tok_...` values are users' personal access tokens.
-    app.state.verifiers.bearer = with_personal_tokens(verify_bearer)
+    # Basic: API keys. Bearer: issuers' JWT access tokens; `tok_...` values are personal tokens.
+    app.state.verifiers = CredentialVerifiers(basic=verification.verify_basic,
+                                              bearer=with_personal_tokens(verify_bearer))
 
     install_error_handlers(app)
+    # Added innermost first. The two fast paths answer the hot requests (a warm GET /v1/me, POST
+    # /{issuer}/token) before routing, which costs more than their work; the request limits stay
+    # outermost so that nothing, fast path included, reads an oversize request.
     app.add_middleware(IdempotencyMiddleware)
-    app.add_middleware(RequestLimitsMiddleware, max_body_bytes=settings.max_body_bytes)
-    from app.oidc.fastpath import TokenFastPath
-
-    # Outermost: POST /{issuer}/token skips matching against every /v1 route (the hot path).
-    app.add_middleware(TokenFastPath)
-    from app.api_key.fastpath import MeFastPath
-
-    # Outermost: a warm GET /v1/me is answered before routing (the hot path).
     app.add_middleware(MeFastPath)
+    app.add_middleware(TokenFastPath)
+    app.add_middleware(RequestLimitsMiddleware, max_body_bytes=settings.max_body_bytes)
+
     app.include_router(health_router)
     app.include_router(api_router)
     # After /v1 and health: /{issuer_id}/... would otherwise shadow them.

@@ -49,3 +49,14 @@ class TestUnknownRoutes:
         r = await client.get("/v1/nothing-here")
         assert r.status_code == 404
         assert r.json()["error"] == "not_found"
+
+
+class TestFastPathsAreBehindTheLimits:
+    async def test_oversize_token_request_is_413(self, client: httpx.AsyncClient):
+        r = await client.post("/i_01m8h97hqw1qbkm9nnvhj65nzt/token", content=b"a=" + b"b" * 2_000_000,
+                              headers={"content-type": "application/x-www-form-urlencoded"})
+        assert r.status_code == 413
+
+    async def test_oversize_headers_on_me_are_431(self, client: httpx.AsyncClient):
+        r = await client.get("/v1/me", headers={"x-big": "a" * 20_000})
+        assert r.status_code == 431
