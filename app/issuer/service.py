@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.api_key.invalidation import notify_issuer_changed
 from app.core.auth import Principal
 from app.core.ids import new_id, now_ms
 from app.core.pagination import PageParams, paginate
@@ -96,6 +97,8 @@ async def update_issuer(session: AsyncSession, issuer: Issuer, body: IssuerUpdat
             if value != issuer.status:
                 issuer.status = value
                 issuer.status_at = now_ms()
+                # Keys of its organizations are cached by every replica: drop them now.
+                await notify_issuer_changed(session, issuer.id)
         else:
             setattr(issuer, name, value)
     _bump(issuer)
@@ -110,6 +113,7 @@ async def delete_issuer(session: AsyncSession, issuer: Issuer, auth: Principal) 
     """Soft delete: the issuer stops serving at once and answers 404 from then on."""
     issuer.status = "deleted"
     issuer.status_at = now_ms()
+    await notify_issuer_changed(session, issuer.id)
     _bump(issuer)
     await session.flush()
     await record(session, type="issuer.deleted", account_id=issuer.account_id, issuer_id=issuer.id,

@@ -194,6 +194,18 @@ class TestRefusals:
         await set_org(app, org, status="deleted")
         assert_401(await me(anon, key.id, key.secret_plain))
 
+    async def test_suspended_or_deleted_issuer_is_401_even_when_cached(
+            self, admin: AuthPIAdmin, org: OrgRef, anon: httpx.AsyncClient):
+        key = await org_key(admin, org)
+        for _ in range(2):  # cold, then served from the cache
+            assert (await me(anon, key.id, key.secret_plain)).status_code == 200
+        await admin.issuers.update(org.issuer_id, {"status": "suspended"})
+        assert_401(await me(anon, key.id, key.secret_plain))
+        await admin.issuers.update(org.issuer_id, {"status": "active"})
+        assert (await me(anon, key.id, key.secret_plain)).status_code == 200
+        await admin.issuers.delete(org.issuer_id)
+        assert_401(await me(anon, key.id, key.secret_plain))
+
     async def test_failures_are_in_the_trail_aggregated(self, app: FastAPI, admin: AuthPIAdmin, org: OrgRef,
                                                         client_from: Callable[..., httpx.AsyncClient]):
         key = await org_key(admin, org)
