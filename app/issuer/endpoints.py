@@ -35,7 +35,7 @@ async def list_issuers(
     rows, has_more, cursor = await service.list_issuers(
         session, account_id=account_id, params=params, q=q, status=status, access_mode=access_mode,
         readiness=readiness)
-    return envelopes.page([issuer_list_item(i, n) for i, n in rows], has_more=has_more,
+    return envelopes.page([issuer_list_item(i, n, m) for i, n, m in rows], has_more=has_more,
                           next_cursor=cursor)
 
 

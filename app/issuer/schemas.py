@@ -83,14 +83,17 @@ def readiness(issuer: Issuer, active_clients: int) -> str:
     return "ready" if active_clients > 0 else "needs_client"
 
 
-def issuer_list_item(issuer: Issuer, active_clients: int) -> dict[str, Any]:
+def issuer_list_item(issuer: Issuer, active_clients: int, auth_methods: tuple[int, int] = (0, 0)
+                     ) -> dict[str, Any]:
+    """`auth_methods` = (configured, enabled) rows of {I}/auth-methods."""
     out = issuer_to_api(issuer)
     settings = issuer.settings or {}
+    total, enabled = auth_methods
     out.update({
         "access_mode": access_mode(issuer),
-        # Auth methods are managed elsewhere; hosted password sign-in is always enabled.
-        "auth_method_count": len(settings.get("auth_methods") or []),
-        "enabled_login_method_count": 1,
+        "auth_method_count": total,
+        # Hosted password sign-in is always available, configured or not.
+        "enabled_login_method_count": max(1, enabled),
         "enabled_signup_method_count": 0,
         "available_scope_count": len(issuer.available_scopes or []),
         "branding_configured": bool(settings.get("branding")),

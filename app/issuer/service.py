@@ -13,6 +13,7 @@ from app.core.ids import new_id, now_ms
 from app.core.pagination import PageParams, paginate
 from app.events.service import record
 from app.issuer.schemas import IssuerCreate, IssuerUpdate
+from app.models.auth_method import IssuerAuthMethod
 from app.models.client import Client
 from app.models.issuer import Issuer
 from app.oidc.keys import create_issuer_keys
@@ -50,7 +51,8 @@ def _active_clients_subquery() -> Any:
 
 async def list_issuers(session: AsyncSession, *, account_id: str, params: PageParams, q: str | None,
                        status: str | None, access_mode: str | None, readiness: str | None
-                       ) -> tuple[list[tuple[Issuer, int]], bool, str | None]:
+                       ) -> tuple[list[tuple[Issuer, int, tuple[int, int]]], bool, str | None]:
+    """Issuers with their active client count and (auth methods, enabled auth methods)."""
     active_clients = _active_clients_subquery()
     stmt = select(Issuer).where(Issuer.account_id == account_id)
     stmt = stmt.where(Issuer.status == status) if status else stmt.where(Issuer.status != "deleted")
@@ -78,7 +80,17 @@ async def list_issuers(session: AsyncSession, *, account_id: str, params: PagePa
                    Client.status == "active")
             .group_by(Client.issuer_id))
         counts = {issuer_id: n for issuer_id, n in result.all()}
-    return [(r, counts.get(r.id, 0)) for r in rows], has_more, cursor
+        methods = {
+            issuer_id: (int(total), int(enabled))
+            for issuer_id, total, enabled in (await session.execute(
+                select(IssuerAuthMethod.issuer_id, func.count(IssuerAuthMethod.id),
+                       func.count(IssuerAuthMethod.id).filter(IssuerAuthMethod.enabled.is_(True)))
+                .where(IssuerAuthMethod.account_id == account_id,
+                       IssuerAuthMethod.issuer_id.in_([r.id for r in rows]))
+                .group_by(IssuerAuthMethod.issuer_id))).all()}
+    else:
+        methods = {}
+    return ([(r, counts.get(r.id, 0), methods.get(r.id, (0, 0))) for r in rows], has_more, cursor)
 
 
 async def update_issuer(session: AsyncSession, issuer: Issuer, body: IssuerUpdate, auth: Principal

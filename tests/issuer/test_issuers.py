@@ -87,6 +87,15 @@ class TestListIssuers:
         assert [i.id for i in ready.data] == [a.id]
         assert [i.id for i in (await admin.issuers.list(readiness="needs_client")).data] == [b.id]
 
+    async def test_counts_the_issuers_auth_methods(self, admin: AuthPIAdmin) -> None:
+        issuer = await admin.issuers.create({"name": "with-methods"})
+        methods = admin.issuer(issuer.id).auth_methods
+        await methods.create({"type": "password", "enabled": True})
+        await methods.create({"type": "magic_link", "enabled": False})
+        [item] = [i for i in (await admin.issuers.list()).data if i.id == issuer.id]
+        assert item.auth_method_count == 2
+        assert item.enabled_login_method_count == 1
+
     async def test_pagination(self, admin: AuthPIAdmin) -> None:
         ids = [(await admin.issuers.create({"name": f"n{i}"})).id for i in range(3)]
         first = await admin.issuers.list(limit=2)
