@@ -226,3 +226,75 @@ async def authenticate_client(request: Request, issuer_id: str, form: dict[str, 
 
 
 _in_flight: dict[tuple[str, str], asyncio.Future[bool]] = {}
+
+
+# -- agents (`agt_` ids) at the client_credentials grant -------------------------------------------
+
+AGENT_PREFIX = "agt_"
+# base64("agt_...") starts with these five characters: lets the Basic case be told apart without
+# decoding every client's header (the client hot path only pays for two prefix checks).
+_AGENT_BASIC_PREFIX = "YWd0X"
+
+
+@dataclass
+class AgentPrincipal:
+    """An agent authenticated at the token endpoint with one of its secret verifiers."""
+
+    id: str
+    account_id: str
+    issuer_id: str
+    scopes: list[str]
+    event_template: tuple[Any, ...] | None = None
+
+
+def agent_credentials(request: Request, form: dict[str, str]) -> tuple[str, str | None, bool] | None:
+    """(agent id, secret, via Basic) when the caller authenticates as an agent, else None."""
+    header = request.headers.get("authorization")
+    if header and header.lower().startswith("basic "):
+        if not header[6:].lstrip().startswith(_AGENT_BASIC_PREFIX):
+            return None
+        creds = _basic(header)
+        assert creds is not None
+        agent_id, secret = creds
+        if not agent_id.startswith(AGENT_PREFIX):
+            return None
+        if form.get("client_id") and form["client_id"] != agent_id:
+            raise InvalidRequest("client_id does not match the Basic credentials")
+        if form.get("client_secret"):
+            raise InvalidRequest("Use one client authentication method only")
+        return agent_id, secret, True
+    client_id = form.get("client_id") or ""
+    if not client_id.startswith(AGENT_PREFIX):
+        return None
+    return client_id, form.get("client_secret"), False
+
+
+async def authenticate_agent_client(request: Request, issuer_id: str, account_id: str,
+                                    creds: tuple[str, str | None, bool]) -> AgentPrincipal:
+    """The active agent of this issuer whose active secret verifier matches, or InvalidClient (401).
+
+    Unknown, suspended and deleted agents, revoked verifiers and wrong secrets look alike (the agent
+    service spends a dummy argon2 verification when there is nothing to compare against).
+    """
+    from app.agent.service import authenticate_agent
+    from app.oidc.runtime import get_runtime
+
+    agent_id, secret, via_basic = creds
+    if not looks_like_id(agent_id, "agt"):
+        raise InvalidClient(basic=via_basic)
+    if not secret:
+        raise InvalidClient("Client authentication is required", basic=via_basic)
+    if len(secret) > MAX_SECRET_LENGTH:
+        raise InvalidClient(basic=via_basic)
+    limiter = get_runtime(request).throttle
+    limiter.check(f"agent:{agent_id}")
+    # One transaction: a successful verification counts the verifier's use.
+    async with request.app.state.db.unit_of_work() as session:
+        agent = await authenticate_agent(session, issuer_id=issuer_id, agent_id=agent_id, secret=secret)
+        principal = None if agent is None or agent.account_id != account_id else AgentPrincipal(
+            id=agent.id, account_id=agent.account_id, issuer_id=agent.issuer_id,
+            scopes=[s for s in (agent.scopes or []) if isinstance(s, str)])
+    if principal is None:
+        limiter.fail(f"agent:{agent_id}")
+        raise InvalidClient(basic=via_basic)
+    return principal

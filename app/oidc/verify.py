@@ -17,6 +17,9 @@ from app.oidc.tokens import TokenInvalid, VerifiedToken
 _REVOCATION_SQL = text(
     "SELECT (SELECT status FROM oidc_grants WHERE id = :gid AND account_id = :acc) AS grant_status, "
     "EXISTS (SELECT 1 FROM revoked_access_tokens WHERE jti = :jti AND account_id = :acc) AS revoked")
+_AGENT_ACTIVE_SQL = text(
+    "SELECT EXISTS (SELECT 1 FROM agents WHERE id = :id AND issuer_id = :iid AND account_id = :acc "
+    "AND status = 'active')")
 
 
 async def verify_jwt_for_issuer(app: Any, token: str, issuer_id: str | None, *, typ: str | None,
@@ -49,11 +52,16 @@ async def verify_access_token(app: Any, token: str, issuer_id: str | None = None
     claims = verified.claims
     rt = runtime(app)
     client_id = claims.get("client_id")
-    if not isinstance(client_id, str) or await rt.clients.get(rt.session_factory(), keys.issuer_id,
-                                                              client_id) is None:
+    agent = isinstance(client_id, str) and client_id.startswith("agt_")
+    if not agent and (not isinstance(client_id, str) or await rt.clients.get(
+            rt.session_factory(), keys.issuer_id, client_id) is None):
         raise TokenInvalid("client not active")
     gid = claims.get("gid")
     async with rt.session_factory()() as session:
+        # An agent's token (client_id = its `agt_` id) dies with the agent's suspension or deletion.
+        if agent and not await session.scalar(_AGENT_ACTIVE_SQL, {
+                "id": client_id, "iid": keys.issuer_id, "acc": keys.account_id}):
+            raise TokenInvalid("agent not active")
         row = (await session.execute(_REVOCATION_SQL, {"gid": gid if isinstance(gid, str) else "",
                                                        "acc": keys.account_id,
                                                        "jti": str(claims.get("jti", ""))})).one()

@@ -7,7 +7,7 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from app.oidc.client_auth import authenticate_client
+from app.oidc.client_auth import agent_credentials, authenticate_client
 from app.oidc.errors import NO_STORE, InvalidRequest, OAuthError, UnsupportedGrantType, issuer_not_found
 from app.oidc.events import metered_occurrence
 from app.oidc.grants import authorization_code, client_credentials, refresh_token
@@ -54,6 +54,12 @@ async def token(issuer_id: str, request: Request) -> Response:
             raise InvalidRequest("grant_type is required")
         if grant_type not in ("authorization_code", "refresh_token", "client_credentials"):
             raise UnsupportedGrantType(f"Unsupported grant_type {grant_type}")
+        if grant_type == "client_credentials":
+            # Agents use their `agt_` id as client_id (a secret verifier, not a client).
+            creds = agent_credentials(request, form.as_dict())
+            if creds is not None:
+                return JSONResponse(await client_credentials.agent_token(request, keys, creds, form),
+                                    headers=NO_STORE)
         client = await authenticate_client(request, issuer_id, form.as_dict())
         if grant_type == "client_credentials":
             body, claims = client_credentials.issue(keys, client, form)

@@ -10,13 +10,16 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from fastapi import Request
+
 from app.oidc import tokens
-from app.oidc.client_auth import CachedClient
+from app.oidc.client_auth import AgentPrincipal, CachedClient, authenticate_agent_client
 from app.oidc.errors import UnauthorizedClient
 from app.oidc.grants.common import Form, narrow_scopes, requested_scopes
 from app.oidc.keys import KeySet
 
 OIDC_ONLY = frozenset({"openid", "profile", "email", "offline_access"})
+AGENT_TOKEN_TTL = 300  # agents' access tokens last 5 minutes (SDK-CONTRACT §4.3)
 
 
 def issue(keys: KeySet, client: CachedClient, form: Form) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -35,3 +38,33 @@ def issue(keys: KeySet, client: CachedClient, form: Form) -> tuple[dict[str, Any
     body = {"access_token": tokens.sign_access_token(keys, claims), "token_type": "Bearer",
             "expires_in": ttl, "scope": " ".join(scopes)}
     return body, claims
+
+
+def issue_agent(keys: KeySet, agent: AgentPrincipal, form: Form) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(token response, claims) for an agent: `sub` is the agent id, 5 minutes, no refresh token."""
+    scopes = narrow_scopes(requested_scopes(form), [s for s in agent.scopes if s not in OIDC_ONLY])
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": keys.issuer_url, "sub": agent.id, "aud": agent.id, "client_id": agent.id,
+        "iat": now, "exp": now + AGENT_TOKEN_TTL, "jti": tokens.new_jti(), "scope": " ".join(scopes),
+        "dat": {"type": "agent"},
+    }
+    body = {"access_token": tokens.sign_access_token(keys, claims), "token_type": "Bearer",
+            "expires_in": AGENT_TOKEN_TTL, "scope": " ".join(scopes)}
+    return body, claims
+
+
+async def agent_token(request: Request, keys: KeySet, creds: tuple[str, str | None, bool],
+                      form: Form) -> dict[str, Any]:
+    """The whole agent path of the grant: authenticate, mint, and meter `machine.token.issued`."""
+    from app.oidc.events import metered
+
+    agent = await authenticate_agent_client(request, keys.issuer_id, keys.account_id, creds)
+    body, claims = issue_agent(keys, agent, form)
+    # Each agent token costs an argon2 verification anyway, so the per-holder row template of the
+    # client path buys nothing here.
+    metered(request.app, type="machine.token.issued", account_id=keys.account_id,
+            issuer_id=keys.issuer_id, client_id=agent.id, subject={"type": "agent", "id": agent.id},
+            auth={"type": "agent", "agent_id": agent.id},
+            data={"jti": claims["jti"], "scope": claims["scope"], "exp": claims["exp"]})
+    return body
