@@ -1,7 +1,8 @@
 # The two commands of the README:  `make serve`  and  `make test`.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-PYTEST_ARGS ?=
+# Two workers (the machines have 2 cores); each gets its own database.
+PYTEST_ARGS ?= -n 2
 
 .PHONY: serve test install test-deps lint bench
 
@@ -20,10 +21,8 @@ serve: install
 # What the browser and Node relying-party tests need (idempotent).
 test-deps: install
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
-	@if [ -f tests/e2e/node/package.json ]; then \
-	  (cd tests/e2e/node && npm install --no-audit --no-fund --silent); fi
-	@if [ -f bench/node/package.json ]; then \
-	  (cd bench/node && npm install --no-audit --no-fund --silent); fi
+	@command -v node >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null)
+	cd tests/e2e/node && npm ci --no-audit --no-fund --silent
 
 # Installs everything and runs the whole suite on a real PostgreSQL (embedded unless
 # AUTHPI_TEST_DATABASE_URL names a server).
