@@ -22,8 +22,22 @@ class Received:
     headers: dict[str, str]
     body: bytes
     at: float  # time.time() when the request arrived
-    verified_with: list[str] = field(default_factory=list)  # which configured secrets verified it
     status: int = 200
+    # The receiver's secrets for this path, read when the test asks: a webhook subscribed to its own
+    # `webhook.created` can be called before the test has learnt the secret from the create response.
+    secrets: dict[str, list[str]] = field(default_factory=dict, repr=False)
+
+    @property
+    def verified_with(self) -> list[str]:
+        """Which of the configured secrets verify this delivery (standardwebhooks, not our code)."""
+        ok = []
+        for secret in list(self.secrets.get(self.path, [])):
+            try:
+                StandardWebhook(secret).verify(self.body, self.headers)
+                ok.append(secret)
+            except WebhookVerificationError:
+                pass
+        return ok
 
     @property
     def event(self) -> dict[str, Any]:
@@ -69,18 +83,11 @@ class Receiver:
         path = handler.path
         headers = {k.lower(): v for k, v in handler.headers.items()}
         item = Received(path=path, webhook_id=headers.get("webhook-id", ""), headers=headers, body=body,
-                        at=time.time())
+                        at=time.time(), secrets=self.secrets)
         with self.lock:
-            secrets = list(self.secrets.get(path, []))
             script = self.scripts.get(path)
             status = script.pop(0) if script else self.default_status.get(path, 200)
             delay = self.delay.get(path, 0.0)
-        for secret in secrets:
-            try:
-                StandardWebhook(secret).verify(body, headers)
-                item.verified_with.append(secret)
-            except WebhookVerificationError:
-                pass
         item.status = status
         if delay:
             time.sleep(delay)
