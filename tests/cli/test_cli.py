@@ -10,6 +10,7 @@ import time
 
 import httpx
 
+from tests.conftest import TEST_SECRET_KEY
 from tests.fixtures.server import free_port
 
 
@@ -42,8 +43,9 @@ class TestServe:
 
     def test_serves_on_the_given_port(self, database_url: str, tmp_path):
         port = free_port()
-        env = {**os.environ, "AUTHPI_DATABASE_URL": database_url, "AUTHPI_SECRET_KEY": "k" * 40,
-               "AUTHPI_DATA_DIR": str(tmp_path)}
+        # The suite's server key, and no relay: this process shares the test database with others.
+        env = {**os.environ, "AUTHPI_DATABASE_URL": database_url, "AUTHPI_SECRET_KEY": TEST_SECRET_KEY,
+               "AUTHPI_WEBHOOKS_RELAY_ENABLED": "false", "AUTHPI_DATA_DIR": str(tmp_path)}
         proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)], env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
