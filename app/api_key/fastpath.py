@@ -11,8 +11,6 @@ hundred routes is pure overhead for the request authpi serves most).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 from typing import Any
 
@@ -24,7 +22,7 @@ from app.api_key.verification import (
     scope_address,
     yield_to_invalidations,
 )
-from app.core.auth import MAX_AUTH_HEADER
+from app.core.auth import MAX_AUTH_HEADER, split_basic
 from app.core.errors import ApiError, error_response
 
 log = logging.getLogger("authpi.api_key")
@@ -67,12 +65,11 @@ class MeFastPath:
                 break
         if header is None or len(header) > MAX_AUTH_HEADER or header[:6].lower() != b"basic ":
             return False
-        try:
-            decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError, ValueError):
+        parts = split_basic(header[6:])
+        if parts is None:
             return False
-        key_id, sep, secret = decoded.partition(":")
-        if not sep or not key_id or not secret or len(secret) > MAX_SECRET_LENGTH:
+        key_id, secret = parts
+        if not key_id or not secret or len(secret) > MAX_SECRET_LENGTH:
             return False
         await yield_to_invalidations()
         entry = verifier.warm(key_id, verifier.mac(secret))

@@ -59,15 +59,25 @@ class CredentialVerifiers:
 MAX_AUTH_HEADER = 8192
 
 
-def parse_basic(value: str) -> tuple[str, str]:
+def split_basic(value: str | bytes) -> tuple[str, str] | None:
+    """The (user, password) of a Basic credential's base64 part, or None when it is malformed.
+
+    The one decoder of HTTP Basic: the admin API, the /v1/me fast path and OAuth client
+    authentication all use it (each then applies its own rules to the two parts).
+    """
     try:
-        decoded = base64.b64decode(value, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise Unauthorized("Malformed Basic credentials") from exc
-    key_id, sep, secret = decoded.partition(":")
-    if not sep or not key_id or not secret:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    user, sep, password = decoded.partition(":")
+    return (user, password) if sep else None
+
+
+def parse_basic(value: str) -> tuple[str, str]:
+    parts = split_basic(value)
+    if parts is None or not parts[0] or not parts[1]:
         raise Unauthorized("Malformed Basic credentials")
-    return key_id, secret
+    return parts
 
 
 async def authenticate(request: Request) -> Principal:

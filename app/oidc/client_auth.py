@@ -9,8 +9,6 @@ deletion drop the entry on every replica (NOTIFY, see cache.py).
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +17,7 @@ from urllib.parse import unquote
 from fastapi import Request
 from sqlalchemy import select
 
+from app.core.auth import split_basic
 from app.core.crypto import constant_time_equals, hmac_sha256, verify_secret
 from app.core.ids import looks_like_id
 from app.models.client import Client
@@ -151,13 +150,10 @@ def _basic(header: str) -> tuple[str, str] | None:
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "basic":
         return None
-    try:
-        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise InvalidClient("Malformed Basic credentials", basic=True) from exc
-    cid, sep, secret = decoded.partition(":")
-    if not sep:
+    parts = split_basic(value)
+    if parts is None:
         raise InvalidClient("Malformed Basic credentials", basic=True)
+    cid, secret = parts
     # RFC 6749 §2.3.1: both parts are form-urlencoded before Basic encoding.
     return unquote(cid.replace("+", " ")), unquote(secret.replace("+", " "))
 
