@@ -140,7 +140,7 @@ class TestPkce:
 
 class TestCodeReplay:
     async def test_replay_is_refused_and_revokes_what_was_issued(self, client: httpx.AsyncClient,
-                                                                 setup) -> None:
+                                                                 setup, admin: AuthPIAdmin) -> None:
         code, verifier = await get_code(client, setup)
         form = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
                 "code_verifier": verifier, "client_id": setup.web_id, "client_secret": setup.web_secret}
@@ -156,6 +156,11 @@ class TestCodeReplay:
             "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
             "client_id": setup.web_id, "client_secret": setup.web_secret})
         assert r.json()["error"] == "invalid_grant"
+        # The replay and the revocation it caused are in the trail.
+        replays = (await admin.events.list(event_types="auth.flow.replay-attempt")).data
+        assert [e.data["revoked"] for e in replays] == [True]
+        revoked = (await admin.events.list(event_types="session.updated")).data
+        assert [e.data["reason"] for e in revoked] == ["code_replay"]
 
     async def test_code_of_another_client_is_refused(self, client: httpx.AsyncClient, setup) -> None:
         code, verifier = await get_code(client, setup)

@@ -7,7 +7,6 @@ from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
-from app.events.service import record
 from app.models.oidc import OidcGrant, RefreshToken, RevokedAccessToken
 from app.oidc import tokens
 from app.oidc.client_auth import authenticate_client
@@ -43,11 +42,6 @@ async def revoke(issuer_id: str, request: Request) -> Response:
                 # A token of another client is left alone (RFC 7009 §2.1), and still answered 200.
                 if grant is not None and grant.client_id == client.id and grant.issuer_id == issuer_id:
                     await revoke_grant(session, grant.account_id, grant.id, "revoked_by_client")
-                    await record(session, type="session.updated", account_id=grant.account_id,
-                                 issuer_id=issuer_id, user_id=grant.user_id, client_id=client.id,
-                                 subject={"type": "session", "id": grant.session_id or grant.id},
-                                 data={"grant_id": grant.id, "refresh_token": "revoked"},
-                                 auth={"type": "client", "client_id": client.id})
                     return Response(status_code=200, headers=NO_STORE)
             if token.count(".") == 2:
                 try:

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.ids import new_id, now_ms
+from app.events.service import record
 from app.models.oidc import AuthorizationCode, LoginSession, OidcGrant
 from app.oidc import pkce, tokens
 from app.oidc.claims import load_active_user, organizations
@@ -44,6 +45,11 @@ async def exchange(session: AsyncSession, keys: KeySet, server_key: str, client:
     if row.used_at is not None:
         if row.grant_id:
             await revoke_grant(session, row.account_id, row.grant_id, "code_replay")
+        await record(session, type="auth.flow.replay-attempt", account_id=row.account_id,
+                     issuer_id=row.issuer_id, user_id=row.user_id, client_id=client.id,
+                     subject={"type": "authorization_code", "id": row.id},
+                     data={"grant_id": row.grant_id, "revoked": bool(row.grant_id)},
+                     auth={"type": "client", "client_id": client.id})
         return InvalidGrant("The authorization code was already used")
     row.used_at = now
     if row.expires_at <= now:

@@ -10,6 +10,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.ids import new_id, now_ms
+from app.events.service import record
 from app.models.oidc import OidcGrant, RefreshToken
 from app.models.user import User
 from app.oidc import tokens
@@ -61,16 +62,28 @@ def narrow_scopes(requested: list[str] | None, granted: list[str]) -> list[str]:
     return [s for s in granted if s in requested]
 
 
-async def revoke_grant(session: AsyncSession, account_id: str, grant_id: str, reason: str) -> None:
-    """Revoke a whole family: the grant (its access tokens carry `gid`) and its refresh tokens."""
+async def revoke_grant(session: AsyncSession, account_id: str, grant_id: str, reason: str,
+                       auth: dict[str, Any] | None = None) -> OidcGrant | None:
+    """Revoke a whole family: the grant (its access tokens carry `gid`) and its refresh tokens,
+    with its `session.updated` event. Returns the grant, or None when it was not active."""
     now = now_ms()
-    await session.execute(update(OidcGrant)
-                          .where(OidcGrant.id == grant_id, OidcGrant.account_id == account_id)
-                          .values(status="revoked", revoked_reason=reason, updated_at=now))
+    grant = (await session.execute(
+        update(OidcGrant)
+        .where(OidcGrant.id == grant_id, OidcGrant.account_id == account_id, OidcGrant.status == "active")
+        .values(status="revoked", revoked_reason=reason, updated_at=now)
+        .returning(OidcGrant))).scalar_one_or_none()
+    if grant is None:
+        return None
     await session.execute(update(RefreshToken).where(RefreshToken.grant_id == grant_id,
                                                      RefreshToken.account_id == account_id,
                                                      RefreshToken.status == "active")
                           .values(status="revoked"))
+    await record(session, type="session.updated", account_id=account_id, issuer_id=grant.issuer_id,
+                 user_id=grant.user_id, client_id=grant.client_id,
+                 subject={"type": "session", "id": grant.session_id or grant.id},
+                 data={"grant_id": grant.id, "tokens": "revoked", "reason": reason},
+                 auth=auth or {"type": "client", "client_id": grant.client_id})
+    return grant
 
 
 @dataclass
