@@ -15,6 +15,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from app.oidc.endpoints.token import token
+
 log = logging.getLogger("authpi.oidc")
 _TOKEN_PATH = re.compile(r"^/(i_[0-9a-z]{26})/token$")
 MAX_BODY = 64 * 1024
@@ -28,8 +30,6 @@ class TokenFastPath:
         if scope["type"] == "http" and scope["method"] == "POST":
             match = _TOKEN_PATH.match(scope["path"])
             if match is not None and self._small(scope):
-                from app.oidc.endpoints.token import token
-
                 request = Request(scope, receive)
                 try:
                     response = await token(match.group(1), request)
