@@ -1,12 +1,12 @@
-"""A direct route for a warm `GET /v1/me`, the hot path.
+"""A direct route for `GET /v1/me`, the hot path.
 
 Matching a request against every /v1 route and solving FastAPI's dependencies cost more than the
-verification itself (profiled: about half of a warm /v1/me). This ASGI wrapper answers exactly one
-case, a Basic credential already verified and cached (see verification.KeyVerifier.warm), with the
-same body, the same `api-key.verified` event and the same checks. Anything else (no or another
-credential, a miss, an expired or out-of-allowlist key, any error) takes the normal stack, which
-gives the normal answer from the endpoint, called directly as well (routing a /v1/me through a few
-hundred routes is pure overhead for the request authpi serves most).
+verification itself (profiled: about half of a warm /v1/me). This ASGI wrapper serves every
+`GET /v1/me` without routing: a Basic credential already verified and cached (see
+verification.KeyVerifier.warm) is answered here, with the same body, the same `api-key.verified`
+event and the same checks, as are refusals that need no database; anything else (a miss, Bearer,
+an out-of-allowlist address, ...) goes to the endpoint function itself, which gives the normal
+answer. The request limits middleware stays outside it.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 
 from starlette.requests import Request
 
+from app.api_key.endpoints import get_me
 from app.api_key.verification import (
     MAX_SECRET_LENGTH,
     address_allowed,
@@ -42,8 +43,6 @@ class MeFastPath:
 
     async def _endpoint(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Every other /v1/me (cold, refused, Bearer): the endpoint itself, without routing."""
-        from app.api_key.endpoints import get_me
-
         request = Request(scope, receive)
         try:
             response = await get_me(request)
