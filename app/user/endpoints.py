@@ -84,9 +84,7 @@ async def get_user(
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """One user."""
-    await get_issuer_in_account(session, account_id, issuer_id)
-    user = await service.get_user(session, account_id=account_id, issuer_id=issuer_id,
-                                  user_id=user_id)
+    user = await service.get_user_in_issuer(session, account_id, issuer_id, user_id)
     return envelopes.obj(user_to_api(user))
 
 
@@ -101,9 +99,7 @@ async def update_user(
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Change a user; status `blocked` blocks, `active` unblocks."""
-    await get_issuer_in_account(session, account_id, issuer_id)
-    user = await service.get_user(session, account_id=account_id, issuer_id=issuer_id,
-                                  user_id=user_id, for_update=True)
+    user = await service.get_user_in_issuer(session, account_id, issuer_id, user_id, for_update=True)
     check_if_match(request, user.version)
     user = await service.update_user(session, user, body, principal)
     return envelopes.obj(user_to_api(user))
@@ -119,9 +115,7 @@ async def delete_user(
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> Response:
     """Delete a user (soft: status `deleted`, 404 afterwards; the username is freed)."""
-    await get_issuer_in_account(session, account_id, issuer_id)
-    user = await service.get_user(session, account_id=account_id, issuer_id=issuer_id,
-                                  user_id=user_id, for_update=True)
+    user = await service.get_user_in_issuer(session, account_id, issuer_id, user_id, for_update=True)
     check_if_match(request, user.version)
     await service.delete_user(session, user, principal)
     return envelopes.no_content()
@@ -140,9 +134,7 @@ async def list_verifiers(
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """The user's verifiers (never paginated: the SDK's list_all sends no cursor)."""
-    await get_issuer_in_account(session, account_id, issuer_id)
-    user = await service.get_user(session, account_id=account_id, issuer_id=issuer_id,
-                                  user_id=user_id)
+    user = await service.get_user_in_issuer(session, account_id, issuer_id, user_id)
     items = [password_verifier(user)] if user.password_hash else []
     items += [verifiers.verifier_to_api(v) for v in await verifiers.list_totp(session, user)]
     return envelopes.page(items)
@@ -189,9 +181,7 @@ async def complete_enrollment(
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Confirm a TOTP enrollment with a current code; answers the backup codes once."""
-    await get_issuer_in_account(session, account_id, issuer_id)
-    user = await service.get_user(session, account_id=account_id, issuer_id=issuer_id,
-                                  user_id=user_id)
+    user = await service.get_user_in_issuer(session, account_id, issuer_id, user_id)
     result = await verifiers.complete_totp(session, user, enrollment_id=body.enrollment_id,
                                            code=body.code, server_key=request.app.state.secret_key,
                                            auth=principal)
@@ -208,9 +198,7 @@ async def get_verifier(
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """One verifier of the user (never its secret)."""
-    await get_issuer_in_account(session, account_id, issuer_id)
-    user = await service.get_user(session, account_id=account_id, issuer_id=issuer_id,
-                                  user_id=user_id)
+    user = await service.get_user_in_issuer(session, account_id, issuer_id, user_id)
     if _is_password(user, verifier_id):
         if not user.password_hash:
             raise NotFound("verifier")
@@ -230,9 +218,7 @@ async def update_verifier(
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Rename a TOTP verifier, or disable / re-enable it."""
-    await get_issuer_in_account(session, account_id, issuer_id)
-    user = await service.get_user(session, account_id=account_id, issuer_id=issuer_id,
-                                  user_id=user_id)
+    user = await service.get_user_in_issuer(session, account_id, issuer_id, user_id)
     if _is_password(user, verifier_id) and user.password_hash:
         raise ValidationFailed("The password verifier is changed by creating a new one",
                                field="verifier_id")
@@ -253,9 +239,7 @@ async def delete_verifier(
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> Response:
     """Remove a verifier; removing the password verifier clears the password."""
-    await get_issuer_in_account(session, account_id, issuer_id)
-    user = await service.get_user(session, account_id=account_id, issuer_id=issuer_id,
-                                  user_id=user_id, for_update=True)
+    user = await service.get_user_in_issuer(session, account_id, issuer_id, user_id, for_update=True)
     if _is_password(user, verifier_id):
         if not user.password_hash:
             raise NotFound("verifier")
@@ -279,9 +263,7 @@ async def regenerate_backup_codes(
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Replace a TOTP verifier's backup codes (the new codes are shown once; no body)."""
-    await get_issuer_in_account(session, account_id, issuer_id)
-    user = await service.get_user(session, account_id=account_id, issuer_id=issuer_id,
-                                  user_id=user_id)
+    user = await service.get_user_in_issuer(session, account_id, issuer_id, user_id)
     if _is_password(user, verifier_id) and user.password_hash:
         raise ValidationFailed("Only TOTP verifiers have backup codes", field="verifier_id")
     v = await verifiers.get_totp(session, user, verifier_id, for_update=True)
@@ -303,9 +285,7 @@ async def verify_verifier(
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Check a TOTP or backup code; each code is accepted once."""
-    await get_issuer_in_account(session, account_id, issuer_id)
-    user = await service.get_user(session, account_id=account_id, issuer_id=issuer_id,
-                                  user_id=user_id)
+    user = await service.get_user_in_issuer(session, account_id, issuer_id, user_id)
     if _is_password(user, verifier_id) and user.password_hash:
         raise ValidationFailed("The password verifier is not checked with a code",
                                field="verifier_id")
@@ -378,9 +358,7 @@ async def list_trusted_devices(
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """The user's unexpired trusted devices (never paginated: list_all sends no cursor)."""
-    await get_issuer_in_account(session, account_id, issuer_id)
-    user = await service.get_user(session, account_id=account_id, issuer_id=issuer_id,
-                                  user_id=user_id)
+    user = await service.get_user_in_issuer(session, account_id, issuer_id, user_id)
     return envelopes.page([devices.device_to_api(d) for d in await devices.list_devices(session, user)])
 
 
@@ -393,9 +371,7 @@ async def revoke_all_trusted_devices(
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Forget every trusted device of the user (no body)."""
-    await get_issuer_in_account(session, account_id, issuer_id)
-    user = await service.get_user(session, account_id=account_id, issuer_id=issuer_id,
-                                  user_id=user_id, for_update=True)
+    user = await service.get_user_in_issuer(session, account_id, issuer_id, user_id, for_update=True)
     return envelopes.obj({"revoked_count": await devices.revoke_all(session, user, principal)})
 
 
@@ -409,9 +385,7 @@ async def create_trusted_device(
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Trust a device (by fingerprint) until `expires_at` (default 30 days)."""
-    await get_issuer_in_account(session, account_id, issuer_id)
-    user = await service.get_user(session, account_id=account_id, issuer_id=issuer_id,
-                                  user_id=user_id)
+    user = await service.get_user_in_issuer(session, account_id, issuer_id, user_id)
     device = await devices.trust_device(session, user, body, principal)
     return envelopes.created({"device_id": device.id, "expires_at": device.expires_at},
                              etag_ms=device.version)
@@ -427,9 +401,7 @@ async def delete_trusted_device(
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> Response:
     """Forget one trusted device."""
-    await get_issuer_in_account(session, account_id, issuer_id)
-    user = await service.get_user(session, account_id=account_id, issuer_id=issuer_id,
-                                  user_id=user_id)
+    user = await service.get_user_in_issuer(session, account_id, issuer_id, user_id)
     await devices.revoke_device(session, user, device_id, principal)
     return envelopes.no_content()
 
@@ -445,9 +417,7 @@ async def list_personal_tokens(
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """The user's personal access tokens, newest first (never their secrets)."""
-    await get_issuer_in_account(session, account_id, issuer_id)
-    user = await service.get_user(session, account_id=account_id, issuer_id=issuer_id,
-                                  user_id=user_id)
+    user = await service.get_user_in_issuer(session, account_id, issuer_id, user_id)
     rows, has_more, cursor = await tokens.list_tokens(session, user, params, status)
     return envelopes.page([tokens.token_list_item(t) for t in rows], has_more=has_more,
                           next_cursor=cursor)
@@ -464,9 +434,7 @@ async def create_personal_token(
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Mint a personal access token; `token_plain` is in this response only."""
-    await get_issuer_in_account(session, account_id, issuer_id)
-    user = await service.get_user(session, account_id=account_id, issuer_id=issuer_id,
-                                  user_id=user_id)
+    user = await service.get_user_in_issuer(session, account_id, issuer_id, user_id)
     token, plain = await tokens.create_token(session, user, body,
                                              server_key=request.app.state.secret_key, auth=principal)
     return envelopes.created({**tokens.token_to_api(token), "token_plain": plain},

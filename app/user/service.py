@@ -15,6 +15,7 @@ from app.core.errors import Conflict, NotFound, ValidationFailed
 from app.core.ids import new_id, now_ms
 from app.core.pagination import PageParams, paginate
 from app.events.service import record
+from app.issuer.dependencies import get_issuer_in_account
 from app.models.membership import Membership
 from app.models.personal_token import PersonalToken
 from app.models.trusted_device import TrustedDevice
@@ -45,6 +46,15 @@ async def get_user(session: AsyncSession, *, account_id: str, issuer_id: str, us
     if user is None:
         raise NotFound("user")
     return user
+
+
+async def get_user_in_issuer(session: AsyncSession, account_id: str, issuer_id: str, user_id: str,
+                             for_update: bool = False) -> User:
+    """The prologue of every {U} route: the issuer must be the account's and live, then the user
+    must live in it; anything else is a 404."""
+    await get_issuer_in_account(session, account_id, issuer_id)
+    return await get_user(session, account_id=account_id, issuer_id=issuer_id, user_id=user_id,
+                          for_update=for_update)
 
 
 async def _username_taken(session: AsyncSession, issuer_id: str, normalized: str,
