@@ -100,9 +100,7 @@ async def get_organization(
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """One organization."""
-    await get_issuer_in_account(session, account_id, issuer_id)
-    org = await service.get_organization(session, account_id=account_id, issuer_id=issuer_id,
-                                         org_id=org_id)
+    org = await service.resolve_organization(session, account_id, issuer_id, org_id)
     return envelopes.obj(organization_to_api(org))
 
 
@@ -117,9 +115,7 @@ async def update_organization(
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Change an organization; status moves between active and suspended."""
-    await get_issuer_in_account(session, account_id, issuer_id)
-    org = await service.get_organization(session, account_id=account_id, issuer_id=issuer_id,
-                                         org_id=org_id, for_update=True)
+    org = await service.resolve_organization(session, account_id, issuer_id, org_id, for_update=True)
     check_if_match(request, org.version)
     org = await service.update_organization(session, org, body, principal)
     return envelopes.obj(organization_to_api(org))
@@ -135,9 +131,7 @@ async def delete_organization(
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> Response:
     """Delete an organization (soft: it is 404 everywhere afterwards)."""
-    await get_issuer_in_account(session, account_id, issuer_id)
-    org = await service.get_organization(session, account_id=account_id, issuer_id=issuer_id,
-                                         org_id=org_id, for_update=True)
+    org = await service.resolve_organization(session, account_id, issuer_id, org_id, for_update=True)
     check_if_match(request, org.version)
     await service.delete_organization(session, org, principal)
     return envelopes.no_content()
@@ -154,9 +148,7 @@ async def add_sso_domain(
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Claim an email domain for SSO; prove it with the returned DNS TXT record."""
-    await get_issuer_in_account(session, account_id, issuer_id)
-    org = await service.get_organization(session, account_id=account_id, issuer_id=issuer_id,
-                                         org_id=org_id)
+    org = await service.resolve_organization(session, account_id, issuer_id, org_id)
     check_if_match(request, org.version)
     row = await sso.add_domain(session, org, sso.normalize_domain(body.domain), principal)
     return envelopes.created(sso.domain_to_api(row))
@@ -173,9 +165,7 @@ async def remove_sso_domain(
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Release a claimed domain (answers an object, unlike other deletes: the SDK expects one)."""
-    await get_issuer_in_account(session, account_id, issuer_id)
-    org = await service.get_organization(session, account_id=account_id, issuer_id=issuer_id,
-                                         org_id=org_id)
+    org = await service.resolve_organization(session, account_id, issuer_id, org_id)
     row = await sso.get_domain(session, org, domain, for_update=True)
     check_if_match(request, row.version)
     await sso.remove_domain(session, org, row, principal)
@@ -193,9 +183,7 @@ async def verify_sso_domain(
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Look up the domain's TXT record; `verified` false with an `error` when it is not there yet."""
-    await get_issuer_in_account(session, account_id, issuer_id)
-    org = await service.get_organization(session, account_id=account_id, issuer_id=issuer_id,
-                                         org_id=org_id)
+    org = await service.resolve_organization(session, account_id, issuer_id, org_id)
     row = await sso.get_domain(session, org, domain, for_update=True)
     check_if_match(request, row.version)
     resolver = getattr(request.app.state, "txt_resolver", None) or resolve_txt
@@ -212,9 +200,7 @@ async def rotate_sso_secret(
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """A new SSO connection secret, shown in this response only (no body)."""
-    await get_issuer_in_account(session, account_id, issuer_id)
-    org = await service.get_organization(session, account_id=account_id, issuer_id=issuer_id,
-                                         org_id=org_id, for_update=True)
+    org = await service.resolve_organization(session, account_id, issuer_id, org_id, for_update=True)
     check_if_match(request, org.version)
     secret = await sso.rotate_secret(session, org, principal)
     return envelopes.obj({"secret": secret})
