@@ -135,7 +135,3 @@ async def notify_issuer_changed(session: AsyncSession, issuer_id: str) -> None:
     """An issuer was suspended or deleted: the keys of its organizations must be re-verified."""
     await _notify(session, f"issuer:{issuer_id}")
 
-
-async def notify_account_changed(session: AsyncSession, account_id: str) -> None:
-    """An account's status changed: all of its keys must be re-verified."""
-    await _notify(session, f"account:{account_id}")

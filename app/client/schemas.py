@@ -137,15 +137,6 @@ def client_to_api(client: Client) -> dict[str, Any]:
     }
 
 
-def client_readiness(client: Client) -> str:
-    if client.status != "active":
-        return "inactive"
-    oid = (client.settings or {}).get("openid") or {}
-    if "authorization_code" in (oid.get("grant_types") or []) and not oid.get("redirect_uris"):
-        return "needs_redirect_uri"
-    return "ready"
-
-
 def client_list_item(client: Client) -> dict[str, Any]:
     settings = client.settings or {}
     oid = settings.get("openid") or {}

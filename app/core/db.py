@@ -7,7 +7,7 @@ import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -35,17 +35,11 @@ def to_asyncpg_dsn(url: str) -> str:
     return url
 
 
-def database_name(url: str) -> str:
-    return urlsplit(url).path.lstrip("/") or "postgres"
-
 
 def with_database(url: str, name: str) -> str:
     parts = urlsplit(url)
     return parts._replace(path="/" + name).geturl()
 
-
-def socket_host(url: str) -> str | None:
-    return parse_qs(urlsplit(url).query).get("host", [None])[0]
 
 
 def start_embedded_postgres(data_dir: Path) -> str:

@@ -113,9 +113,9 @@ class PayloadTooLarge(ApiError):
     error = "invalid_request"
 
 
-class UnsupportedMediaType(ApiError):
-    status_code = 415
-    error = "invalid_content_type"
+class HeadersTooLarge(ApiError):
+    status_code = 431
+    error = "invalid_request"
 
 
 class TooManyRequests(ApiError):

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import json
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.errors import ApiError, BadRequest, HeadersTooLarge, PayloadTooLarge, error_response
 
 MAX_HEADER_BYTES = 16 * 1024
 
 
-async def _reject(send: Send, status: int, description: str) -> None:
-    body = json.dumps({"error": "invalid_request", "error_description": description,
-                       "retryable": False}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
+async def _reject(scope: Scope, receive: Receive, send: Send, error: ApiError) -> None:
+    await error_response(error)(scope, receive, send)
 
 
 class RequestLimitsMiddleware:
@@ -38,35 +33,44 @@ class RequestLimitsMiddleware:
                 try:
                     declared = int(value)
                 except ValueError:
-                    await _reject(send, 400, "Invalid Content-Length")
+                    await _reject(scope, receive, send, BadRequest("Invalid Content-Length"))
                     return
         if header_bytes > MAX_HEADER_BYTES:
-            await _reject(send, 431, "Request headers are too large")
+            await _reject(scope, receive, send, HeadersTooLarge("Request headers are too large"))
             return
         if declared is not None and declared > self.max_body:
-            await _reject(send, 413, f"The request body exceeds {self.max_body} bytes")
+            await _reject(scope, receive, send,
+                          PayloadTooLarge(f"The request body exceeds {self.max_body} bytes"))
             return
         if scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE") and declared in (None, 0):
             await self.app(scope, receive, send)
             return
 
         received = 0
-        too_large = False
+        rejected = False
 
         async def limited_receive() -> Message:
-            nonlocal received, too_large
+            nonlocal received, rejected
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body:
-                    too_large = True
+                if received > self.max_body and not rejected:
+                    # Answer now: the app sees an error while reading (FastAPI would turn it into
+                    # its own 400), and whatever it sends after this is dropped.
+                    rejected = True
+                    await _reject(scope, receive, send,
+                                  PayloadTooLarge(f"The request body exceeds {self.max_body} bytes"))
                     raise _BodyTooLarge
             return message
 
+        async def guarded_send(message: Message) -> None:
+            if not rejected:
+                await send(message)
+
         try:
-            await self.app(scope, limited_receive, send)
+            await self.app(scope, limited_receive, guarded_send)
         except _BodyTooLarge:
-            await _reject(send, 413, f"The request body exceeds {self.max_body} bytes")
+            pass
 
 
 class _BodyTooLarge(Exception):

@@ -60,3 +60,21 @@ class TestFastPathsAreBehindTheLimits:
     async def test_oversize_headers_on_me_are_431(self, client: httpx.AsyncClient):
         r = await client.get("/v1/me", headers={"x-big": "a" * 20_000})
         assert r.status_code == 431
+
+
+class TestStreamedBodies:
+    async def test_oversize_chunked_body_is_413_and_writes_nothing(
+            self, client: httpx.AsyncClient, account: AccountCredentials, pg):
+        async def chunks():
+            yield b'{"name": "'
+            for _ in range(40):
+                yield b"a" * 65536
+            yield b'"}'
+
+        before = await count_rows(pg, "events", account.account_id)
+        r = await client.patch(f"/v1/accounts/{account.account_id}", content=chunks(),
+                               headers={"content-type": "application/json"}, auth=account.basic)
+        assert "content-length" not in r.request.headers
+        assert r.status_code == 413
+        assert r.json()["error"] == "invalid_request"
+        assert await count_rows(pg, "events", account.account_id) == before
