@@ -36,6 +36,10 @@ def to_asyncpg_dsn(url: str) -> str:
 
 
 
+def database_name(url: str) -> str:
+    return urlsplit(url).path.lstrip("/") or "postgres"
+
+
 def with_database(url: str, name: str) -> str:
     parts = urlsplit(url)
     return parts._replace(path="/" + name).geturl()
