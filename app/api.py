@@ -16,6 +16,7 @@ from app.invitation.endpoints import router as invitation_router
 from app.issuer.endpoints import router as issuer_router
 from app.membership.endpoints import router as membership_router
 from app.note.endpoints import router as note_router
+from app.oidc.admin import router as oidc_admin_router
 from app.organization.endpoints import router as organization_router
 from app.session.endpoints import router as session_router
 from app.user.endpoints import router as user_router
@@ -28,6 +29,7 @@ for router in (
     events_router,
     invitation_router,
     issuer_router,
+    oidc_admin_router,
     client_router,
     session_router,
     organization_router,

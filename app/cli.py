@@ -1,57 +1,31 @@
-"""The `authpi` command: serve, migrate, account create, ..."""
+"""The `authpi` command: serve, worker, migrate; each domain's subcommands live with it."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import sys
+import signal
 
 import typer
+import uvicorn
 
-from app.config import Settings, get_settings
+from app.account.cli import account_cli
+from app.config import get_settings
+from app.core.cli import prepare_database, say
+from app.issuer.cli import issuer_cli
+from app.main import create_app
+from app.webhooks.relay import run_worker
 
 cli = typer.Typer(help="authpi: a self-hostable AuthPI identity server", no_args_is_help=True)
-account_cli = typer.Typer(help="Manage accounts", no_args_is_help=True)
 cli.add_typer(account_cli, name="account")
-from app.oidc.cli import issuer_cli  # noqa: E402 - registered beside account
-
 cli.add_typer(issuer_cli, name="issuer")
-
-
-def _say(message: str) -> None:
-    # stdout stays clean for `eval "$(authpi account create ...)"`.
-    print(message, file=sys.stderr, flush=True)
-
-
-def resolve_database_url(settings: Settings) -> str:
-    """The external database, or the embedded one (refused in production)."""
-    if settings.database_url:
-        return settings.database_url
-    if settings.env == "production":
-        _say("authpi: AUTHPI_DATABASE_URL is required when AUTHPI_ENV=production "
-             "(the embedded database is for development only)")
-        raise typer.Exit(code=2)
-    from app.core.db import start_embedded_postgres
-
-    url = start_embedded_postgres(settings.data_dir)
-    _say(f"authpi: using the EMBEDDED PostgreSQL under {settings.data_dir.resolve()} "
-         "(development only; set AUTHPI_DATABASE_URL for a real deployment)")
-    return url
-
-
-def _prepare(settings: Settings) -> str:
-    from app.core.migrations import upgrade
-
-    url = resolve_database_url(settings)
-    upgrade(url)
-    return url
 
 
 @cli.command()
 def migrate() -> None:
     """Apply the database migrations."""
-    _prepare(get_settings())
-    _say("authpi: migrations applied")
+    prepare_database(get_settings())
+    say("authpi: migrations applied")
 
 
 @cli.command()
@@ -61,16 +35,12 @@ def serve(
     workers: int = typer.Option(1, help="uvicorn worker processes"),
 ) -> None:
     """Migrate, then serve the admin API and every issuer's OIDC endpoints."""
-    import uvicorn
-
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = get_settings().model_copy(update=overrides)
-    url = _prepare(settings)
-    from app.main import create_app
-
+    url = prepare_database(settings)
     app = create_app(settings, database_url=url)
-    _say(f"authpi: listening on http://{settings.host}:{settings.port} "
-         f"(issuers at {settings.resolved_public_url()}/{{issuer_id}})")
+    say(f"authpi: listening on http://{settings.host}:{settings.port} "
+        f"(issuers at {settings.resolved_public_url()}/{{issuer_id}})")
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level,
                 workers=1 if workers <= 1 else None, access_log=False)
 
@@ -78,45 +48,18 @@ def serve(
 @cli.command()
 def worker() -> None:
     """Run the webhook relay alone (no HTTP); any number of workers and servers may share a database."""
-    import signal
-
     settings = get_settings()
-    url = _prepare(settings)
-    from app.webhooks.relay import run_worker
+    url = prepare_database(settings)
 
     async def run() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        _say("authpi: webhook relay worker running (SIGTERM to stop)")
+        say("authpi: webhook relay worker running (SIGTERM to stop)")
         await run_worker(settings, url, stop)
 
     asyncio.run(run())
-
-
-@account_cli.command("create")
-def account_create(name: str = typer.Option(..., "--name", help="Account name")) -> None:
-    """Create an account and its first account API key; prints shell exports (secret shown once)."""
-    settings = get_settings()
-    url = _prepare(settings)
-
-    async def run() -> tuple[str, str, str]:
-        from app.account.service import create_account
-        from app.core.db import Database
-
-        db = Database(url, pool_size=1)
-        try:
-            async with db.unit_of_work() as session:
-                account, key, secret = await create_account(session, name)
-                return account.id, key.id, secret
-        finally:
-            await db.dispose()
-
-    account_id, key_id, secret = asyncio.run(run())
-    print(f"export AUTHPI_ACCOUNT_ID={account_id}")
-    print(f"export AUTHPI_KEY_ID={key_id}")
-    print(f"export AUTHPI_KEY_SECRET={secret}")
 
 
 def main() -> None:

@@ -29,8 +29,16 @@ class Settings(BaseSettings):
     # Verified API keys are cached this long at most (revocation is pushed by LISTEN/NOTIFY).
     key_cache_ttl_seconds: float = 60.0
     # Failed verifications allowed per key id / client address per window before 429.
+    # The shared failure throttle (app.runtime.throttle): failures per (credential, address) and
+    # per address allowed in a window; beyond `auth_fail_limit` per credential, a progressive delay.
     auth_fail_limit: int = 20
+    auth_fail_address_limit: int = 100
     auth_fail_window_seconds: int = 60
+    # Redis for the throttle's counters instead of PostgreSQL (optional).
+    redis_url: str | None = None
+    # While the database is unreachable, a warm API key keeps answering this long after the last
+    # successful contact with it.
+    outage_grace_seconds: float = 60.0
     argon2_workers: int = 2
     # argon2 verifications queued or running at once; beyond it a cold verification gets 429 at once.
     argon2_max_pending: int = 16
@@ -54,7 +62,10 @@ class Settings(BaseSettings):
     # After a secret rotation the old secret keeps signing alongside the new one this long.
     webhooks_secret_grace_seconds: int = 86_400
     max_body_bytes: int = 1_048_576
+    # Client address: the immediate peer is a trusted proxy (its X-Forwarded-For rightmost hop is
+    # the client), or the proxies are named by CIDR (the client is the rightmost hop not in them).
     trust_proxy_headers: bool = False
+    trusted_proxies: str = ""
 
     def resolved_public_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")

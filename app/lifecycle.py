@@ -4,21 +4,36 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from app.api_key.lifecycle import start_hot_path, stop_hot_path
+from app.api_key.verification import KeyVerifier
 from app.oidc.lifecycle import start_oidc, stop_oidc
+from app.runtime.kit import RuntimeKit, freeze_startup_objects
 from app.webhooks.lifecycle import start_webhooks, stop_webhooks
 
 
 async def startup(app: FastAPI) -> None:
-    """Start the per-process services: key cache listener and event batcher, the OIDC runtime
-    (key/client caches and their listener, purges), the webhook relay."""
-    await start_hot_path(app)
+    """The runtime kit (lookup pool, event batcher, throttle, argon2 gate, hub), the caches that
+    subscribe to its hub (API keys, the OIDC runtime's key sets and clients), the webhook relay;
+    then the hub connects, every subscriber registered."""
+    freeze_startup_objects()
+    settings = app.state.settings
+    kit = await RuntimeKit.start(settings, app.state.database_url)
+    app.state.runtime = kit
+    app.state.event_batcher = kit.events
+    app.state.db.hub = kit.hub
+    app.state.key_verifier = KeyVerifier(settings, kit)
     await start_oidc(app)
     await start_webhooks(app)
+    await kit.hub.start()
 
 
 async def shutdown(app: FastAPI) -> None:
     """Stop them in reverse, flushing what was acknowledged (batched events) before the pool closes."""
     await stop_webhooks(app)
     await stop_oidc(app)
-    await stop_hot_path(app)
+    verifier: KeyVerifier | None = getattr(app.state, "key_verifier", None)
+    if verifier is not None:
+        verifier.close()
+    kit: RuntimeKit | None = getattr(app.state, "runtime", None)
+    if kit is not None:
+        app.state.db.hub = None
+        await kit.stop()

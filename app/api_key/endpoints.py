@@ -18,6 +18,7 @@ from app.api_key.schemas import (
     api_key_list_item,
     api_key_to_api,
 )
+from app.api_key.verification import caller_identity
 from app.core import envelopes
 from app.core.auth import Principal, account_principal, authenticate, require_scope, scoped
 from app.core.errors import InsufficientScope, NotFound
@@ -36,23 +37,6 @@ KEY = KEYS + "/{key_id}"
 ORG_KEYS = "/accounts/{account_id}/issuers/{issuer_id}/organizations/{org_id}/api-keys"
 # Account keys are governed by `api_keys:*`; organization keys also by the organization scope.
 ORG_RESOURCE = "issuers.organizations.api_keys"
-
-
-def caller_identity(principal: Principal) -> dict[str, object]:
-    identity: dict[str, object] = {"type": principal.type, "accounts": [], "organizations": []}
-    if principal.key_id:
-        identity["key_id"] = principal.key_id
-    if principal.user_id:
-        identity["user_id"] = principal.user_id
-    if principal.account_level:
-        identity["accounts"] = [{"account_id": principal.account_id, "org_id": principal.org_id,
-                                 "scopes": list(principal.scopes)}]
-    else:
-        identity["issuer_id"] = principal.issuer_id
-        # A user token may carry several organizations (Principal.extra["organizations"]).
-        identity["organizations"] = principal.extra.get("organizations") or (
-            [{"org_id": principal.org_id, "scopes": list(principal.scopes)}] if principal.org_id else [])
-    return identity
 
 
 @router.get("/me")

@@ -1,6 +1,6 @@
 """API keys of accounts and organizations: creation (the secret is shown once), lifecycle, lookups.
 
-Every change calls `notify_key_changed` in its transaction, so each process's verified-key cache
+Every change calls `app.runtime.invalidation.publish` in its transaction, so each process's verified-key cache
 drops the key when (and only when) the change commits.
 """
 
@@ -14,7 +14,6 @@ from sqlalchemy import Select, delete, func, or_, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api_key.invalidation import notify_key_changed
 from app.api_key.schemas import CreateApiKey, Restrictions, RotateApiKey, StatusChange, UpdateApiKey
 from app.core.auth import Principal
 from app.core.crypto import generate_secret, hash_secret, secret_hint
@@ -25,6 +24,7 @@ from app.core.scopes import within
 from app.events.service import record
 from app.models.api_key import ApiKey
 from app.models.organization import Organization
+from app.runtime.invalidation import publish
 
 SECRET_PREFIX = "sk_"
 EXPIRING_SOON_MS = 7 * 24 * 3600 * 1000
@@ -97,7 +97,7 @@ async def create_api_key(
     await _record(session, key, "api-key.created",
                   {"name": name, "owner": owner_kind, "scopes": restrictions.get("scopes", [])}, auth)
     # Drops a "no such key" answer a cache may hold for this id.
-    await notify_key_changed(session, key.id)
+    await publish(session, "key", key.id)
     return key, secret
 
 
@@ -271,7 +271,7 @@ async def update_key(session: AsyncSession, key: ApiKey, body: UpdateApiKey, aut
         await _record(session, key, "api-key.updated", {"changed": sorted(changes)}, auth)
     if status_event is not None:
         await _record(session, key, status_event, {"status": key.status, "reason": reason}, auth)
-    await notify_key_changed(session, key.id)
+    await publish(session, "key", key.id)
     return key
 
 
@@ -284,7 +284,7 @@ async def block_key(session: AsyncSession, key: ApiKey, body: StatusChange | Non
         _touch(key)
         await session.flush()
         await _record(session, key, "api-key.blocked", {"reason": body.status_reason}, auth)
-        await notify_key_changed(session, key.id)
+        await publish(session, "key", key.id)
     return key
 
 
@@ -295,7 +295,7 @@ async def unblock_key(session: AsyncSession, key: ApiKey, auth: Principal) -> Ap
         _touch(key)
         await session.flush()
         await _record(session, key, "api-key.unblocked", {}, auth)
-        await notify_key_changed(session, key.id)
+        await publish(session, "key", key.id)
     return key
 
 
@@ -310,7 +310,7 @@ async def revoke_key(session: AsyncSession, key: ApiKey, body: StatusChange | No
         _touch(key)
         await session.flush()
         await _record(session, key, "api-key.revoked", {"reason": body.status_reason}, auth)
-        await notify_key_changed(session, key.id)
+        await publish(session, "key", key.id)
     return key
 
 
@@ -336,7 +336,7 @@ async def rotate_key(session: AsyncSession, key: ApiKey, body: RotateApiKey | No
     await session.flush()
     await _record(session, key, "api-key.rotated",
                   {"grace_period_seconds": body.grace_period_seconds}, auth)
-    await notify_key_changed(session, key.id)
+    await publish(session, "key", key.id)
     return key, secret
 
 
@@ -344,4 +344,4 @@ async def delete_key(session: AsyncSession, key: ApiKey, auth: Principal) -> Non
     """A real delete: the secret's hash goes with the row."""
     await _record(session, key, "api-key.deleted", {"name": key.name}, auth)
     await session.execute(delete(ApiKey).where(ApiKey.id == key.id, ApiKey.account_id == key.account_id))
-    await notify_key_changed(session, key.id)
+    await publish(session, "key", key.id)

@@ -7,22 +7,24 @@ Order of work, cheapest first, so that bad credentials cost little and never del
    Principal and its `/v1/me` body. A hit costs one HMAC and a dict lookup: no argon2, no database.
    Entries are trusted only while the invalidation listener is connected; their age is bounded by
    `key_cache_ttl_seconds`; expiry is checked locally from the cached `expires_at`.
-3. Throttles: failed attempts per key id and per client address (fixed windows). Over the limit,
-   anything that is not a warm hit gets 429 before touching the database or argon2, so a valid
-   cached key keeps working while someone hammers its id with wrong secrets.
+3. Throttle: the runtime kit's shared failure throttle (app.runtime.throttle: per key id and
+   address, per address, progressive delay per key id). A refused caller gets 429 before
+   argon2 or the key's row, and a warm hit never asks it, so a valid cached key keeps working
+   while someone hammers its id with wrong secrets, and a holder from an address that has not
+   been failing is never refused for someone else's failures.
 4. Cold path: one indexed SELECT through a plain asyncpg pool (key, organization, issuer and
    account status). Unknown ids and unusable keys (blocked, revoked, expired, inactive
    organization) are refused here with a generic 401, without hashing. Otherwise argon2id runs in
    a bounded thread pool; concurrent verifications of the same credential share one hash; when
    too much argon2 work is queued the excess is shed at once with 429.
 
-Revocation is pushed, not polled: every change to a key, organization or issuer NOTIFYs
-`invalidation.CHANNEL` in its transaction; each process LISTENs on one dedicated connection and
-drops the affected entries; this process's own changes are applied to its caches directly, at
-the change and after its commit. When the listener connection is lost the whole cache is dropped;
-until it is back, entries are kept only as untrusted memos: every request re-reads the key from
-the database, and argon2 is skipped only while the stored hash is the one the secret verified
-against. argon2 threads run at a lower CPU priority than the event loop.
+Revocation is pushed, not polled: every change to a key, organization or issuer is published by
+its service in its transaction (app.runtime.invalidation); the process's hub (one LISTEN
+connection) delivers it here and the affected entries are dropped. When the listener is lost,
+entries are kept only as untrusted memos: every request re-reads the key from the database, and
+argon2 is skipped only while the stored hash is the one the secret verified against. While the
+database itself is unreachable, such a memo answers alone for at most `outage_grace_seconds`
+after the last successful contact (`during_outage`).
 
 Failed attempts reach the owning account's trail as `api-key.verification.failed`, aggregated:
 at most one event for the first failure of an existing key id in a throttle window and one when
@@ -39,39 +41,31 @@ import ipaddress
 import json
 import logging
 import os
-import threading
 import time
-from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 from fastapi import Request
 
-from app.api_key.invalidation import (
-    CHANNEL,
-    echo_arrived,
-    is_own_echo,
-    register_listener,
-    register_local,
-    unregister_listener,
-    unregister_local,
-)
 from app.config import Settings
 from app.core.auth import Principal
-from app.core.crypto import verify_secret
-from app.core.db import to_asyncpg_dsn
 from app.core.errors import ApiError, Forbidden, TooManyRequests, Unauthorized
 from app.core.ids import looks_like_id, now_ms
 from app.core.scopes import within
+from app.events.batcher import event_row
+from app.runtime.address import address_allowed, parse_networks
+from app.runtime.argon2 import Saturated
+from app.runtime.hub import Message, is_unreachable
+from app.runtime.invalidation import TOPIC
+from app.runtime.kit import RuntimeKit
 
 log = logging.getLogger("authpi.api_key.verification")
 
 INVALID = "Invalid API key"
 MAX_SECRET_LENGTH = 256
 NEGATIVE_TTL = 10.0
-ARGON2_NICE = 10
+KIND = "api_key"  # the throttle's credential kind
 
 _LOOKUP = """
 SELECT k.id, k.account_id, k.owner_kind, k.issuer_id, k.org_id, k.status, k.expires_at,
@@ -128,53 +122,6 @@ class KeyRow:
     scopes: tuple[str, ...] = field(default=())
 
 
-class FailureThrottle:
-    """Failed attempts per subject in fixed windows; bounded memory."""
-
-    def __init__(self, limit: int, window: float, max_subjects: int = 100_000) -> None:
-        self.limit = limit
-        self.window = window
-        self.max_subjects = max_subjects
-        self._counts: dict[str, tuple[float, int]] = {}
-
-    def retry_after(self, subject: str) -> int | None:
-        """Seconds until `subject` may try again, or None when it is under the limit."""
-        got = self._counts.get(subject)
-        if got is None:
-            return None
-        start, count = got
-        now = time.monotonic()
-        if now - start >= self.window:
-            del self._counts[subject]
-            return None
-        if count < self.limit:
-            return None
-        return max(1, int(start + self.window - now + 0.999))
-
-    def record(self, subject: str) -> int:
-        """Count one failure; returns the count in the current window."""
-        now = time.monotonic()
-        start, count = self._counts.get(subject, (now, 0))
-        if now - start >= self.window:
-            start, count = now, 0
-        if len(self._counts) >= self.max_subjects and subject not in self._counts:
-            self._prune(now)
-        self._counts[subject] = (start, count + 1)
-        return count + 1
-
-    def _prune(self, now: float) -> None:
-        expired = [k for k, (s, _) in self._counts.items() if now - s >= self.window]
-        for k in expired:
-            del self._counts[k]
-        if len(self._counts) >= self.max_subjects:
-            # Still full of live windows: forget the oldest half rather than grow without bound.
-            for k in list(self._counts)[: len(self._counts) // 2]:
-                del self._counts[k]
-
-    def clear(self) -> None:
-        self._counts.clear()
-
-
 class KeyCache:
     """Verified credentials of this process, invalidated by NOTIFY, bounded in age and size."""
 
@@ -223,9 +170,21 @@ class KeyCache:
         self._cleared_at = self.generation
         self._touched.clear()
 
-    def invalidate(self, payload: str) -> None:
-        kind, _, ident = payload.partition(":")
+    def distrust(self) -> None:
+        """Keep every entry, untrusted (see KeyVerifier._resync); nothing read before may be cached."""
+        for entries in self._by_key.values():
+            for entry in entries:
+                entry.trusted = False
+        self.negative.clear()
         self.generation += 1
+        self._cleared_at = self.generation
+        self._touched.clear()
+
+    def invalidate(self, kind: str, ident: str) -> None:
+        payload = f"{kind}:{ident}"
+        self.generation += 1
+        if kind == "client":
+            return  # not cached here
         if kind not in ("key", "org", "issuer", "account") or not ident:
             self.clear()
             return
@@ -267,91 +226,6 @@ class KeyCache:
         self.negative[key_id] = time.monotonic() + min(NEGATIVE_TTL, self.ttl)
 
 
-def _lower_thread_priority() -> None:
-    """Run argon2 threads at a lower CPU priority than the event loop (Linux schedules threads
-    individually), so a flood of wrong secrets slows their hashing, not the loop serving valid
-    cached keys."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), ARGON2_NICE)
-    except (AttributeError, OSError):  # not Linux, or not permitted: same priority then
-        pass
-
-
-class Argon2Gate:
-    """argon2id off the event loop, in a bounded pool, with a cap on queued work."""
-
-    def __init__(self, workers: int, max_pending: int) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="argon2",
-                                        initializer=_lower_thread_priority)
-        self.max_pending = max(1, max_pending)
-        self._pending = 0
-        self.hashes = 0
-        # Concurrent checks of one credential share one hash (a burst of cold requests of a key).
-        self._inflight: dict[tuple[str, bytes, str], asyncio.Future[bool]] = {}
-
-    @property
-    def pending(self) -> int:
-        return self._pending
-
-    async def verify(self, key_id: str, mac: bytes, stored_hash: str, secret: str) -> bool:
-        token = (key_id, mac, stored_hash)
-        shared = self._inflight.get(token)
-        if shared is not None:
-            return await asyncio.shield(shared)
-        if self._pending >= self.max_pending:
-            raise TooManyRequests(1, "Too many key verifications in progress; retry shortly")
-        loop = asyncio.get_running_loop()
-        self._pending += 1
-        self.hashes += 1
-        future = loop.run_in_executor(self._pool, verify_secret, stored_hash, secret)
-        self._inflight[token] = future
-        try:
-            return await asyncio.shield(future)
-        finally:
-            self._inflight.pop(token, None)
-            self._pending -= 1
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-def parse_networks(values: Iterable[str] | None
-                   ) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] | None:
-    if not values:
-        return None
-    return tuple(ipaddress.ip_network(v, strict=False) for v in values)
-
-
-def address_allowed(networks: tuple[Any, ...] | None, address: str) -> bool:
-    if networks is None:
-        return True
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return any(ip in net for net in networks)
-
-
-def scope_address(scope: dict[str, Any], trust_proxy_headers: bool) -> str:
-    """The caller's address: the socket peer, or (behind a trusted proxy) the last X-Forwarded-For
-    hop, which is the address our own proxy saw and the only one a client cannot forge."""
-    if trust_proxy_headers:
-        for name, value in scope.get("headers", ()):
-            if name == b"x-forwarded-for":
-                last = value.decode("latin-1").rsplit(",", 1)[-1].strip()
-                if last:
-                    return last
-                break
-    client = scope.get("client")
-    return client[0] if client else "unknown"
-
-
-def client_address(request: Request, trust_proxy_headers: bool) -> str:
-    return scope_address(request.scope, trust_proxy_headers)
-
-
 def _row_problem(r: asyncpg.Record, now: int) -> str | None:
     """Why a key cannot be used right now, or None (reasons go to the trail, never to the caller)."""
     if r["account_status"] != "active":
@@ -380,8 +254,6 @@ def _effective_scopes(r: asyncpg.Record, restrictions: dict[str, Any]) -> tuple[
 
 
 def verified_event_template(principal: Principal) -> tuple[Any, ...]:
-    from app.events.batcher import event_row
-
     org = not principal.account_level
     return event_row(
         type="api-key.verified", account_id=principal.account_id,
@@ -391,9 +263,25 @@ def verified_event_template(principal: Principal) -> tuple[Any, ...]:
         data={}, auth=principal.event_auth(), event_id="evt_template", timestamp=0)
 
 
-def identity_body(principal: Principal) -> bytes:
-    from app.api_key.endpoints import caller_identity
+def caller_identity(principal: Principal) -> dict[str, object]:
+    """The body of `GET /v1/me` for any principal."""
+    identity: dict[str, object] = {"type": principal.type, "accounts": [], "organizations": []}
+    if principal.key_id:
+        identity["key_id"] = principal.key_id
+    if principal.user_id:
+        identity["user_id"] = principal.user_id
+    if principal.account_level:
+        identity["accounts"] = [{"account_id": principal.account_id, "org_id": principal.org_id,
+                                 "scopes": list(principal.scopes)}]
+    else:
+        identity["issuer_id"] = principal.issuer_id
+        # A user token may carry several organizations (Principal.extra["organizations"]).
+        identity["organizations"] = principal.extra.get("organizations") or (
+            [{"org_id": principal.org_id, "scopes": list(principal.scopes)}] if principal.org_id else [])
+    return identity
 
+
+def identity_body(principal: Principal) -> bytes:
     return json.dumps({"data": caller_identity(principal)}, separators=(",", ":")).encode()
 
 
@@ -407,110 +295,43 @@ async def yield_to_invalidations() -> None:
 
 
 class KeyVerifier:
-    """One per process: the cache, its listener, the throttles, the argon2 gate, the lookup pool."""
+    """One per process: the key cache (subscribed to the hub), over the runtime kit's throttle,
+    argon2 gate, client address and lookup pool."""
 
-    def __init__(self, settings: Settings, database_url: str) -> None:
+    def __init__(self, settings: Settings, kit: RuntimeKit) -> None:
         self.settings = settings
-        self.dsn = to_asyncpg_dsn(database_url)
+        self.kit = kit
+        self.hub = kit.hub
         self.cache = KeyCache(settings.key_cache_ttl_seconds)
-        self.by_key = FailureThrottle(settings.auth_fail_limit, settings.auth_fail_window_seconds)
-        self.by_address = FailureThrottle(settings.auth_fail_limit, settings.auth_fail_window_seconds)
-        self.argon2 = Argon2Gate(settings.argon2_workers, settings.argon2_max_pending)
+        self.throttle = kit.throttle
+        self.argon2 = kit.argon2
+        self.address = kit.address
+        self.pool = kit.pool
         self.throttle_delay = settings.auth_throttle_delay_seconds
+        self.outage_grace = settings.outage_grace_seconds
         self._mac_key = os.urandom(32)
-        self.pool: asyncpg.Pool | None = None
-        self.connected = False
-        self._closing = False
-        self._listener_task: asyncio.Task[None] | None = None
-        self._listener_conn: asyncpg.Connection | None = None
-        self._listening = asyncio.Event()
         # key id -> window start of its last `api-key.verification.failed` event
-        self._failure_reported: dict[str, float] = {}
-        self.events: Any = None  # the EventBatcher, set by lifecycle
-        self.stats = {"warm": 0, "cold": 0, "argon2": 0, "rejected": 0}
+        self.events: Any = kit.events
+        self.stats = {"warm": 0, "cold": 0, "argon2": 0, "rejected": 0, "outage": 0}
         self._lookups = 0
         self.max_lookups = max(4, settings.hot_path_pool_size * 8)
+        self.hub.subscribe(TOPIC, self._on_message, self._resync)
 
-    # -- lifecycle -------------------------------------------------------------------------------
-
-    async def start(self, pool: asyncpg.Pool, *, wait_listening: float = 5.0) -> None:
-        self.pool = pool
-        register_local(self.cache.invalidate)
-        register_listener(self.live)
-        self._listener_task = asyncio.create_task(self._listen_forever(), name="authpi-key-listener")
-        try:
-            await asyncio.wait_for(self._listening.wait(), timeout=wait_listening)
-        except TimeoutError:
-            log.warning("key cache listener not connected yet: verifying every request by database")
-
-    async def stop(self) -> None:
-        self._closing = True
-        unregister_local(self.cache.invalidate)
-        unregister_listener(self.live)
-        if self._listener_task is not None:
-            self._listener_task.cancel()
-            try:
-                await self._listener_task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
-        self.argon2.close()
-
-    async def _listen_forever(self) -> None:
-        backoff = 0.2
-        while not self._closing:
-            conn: asyncpg.Connection | None = None
-            lost = asyncio.Event()
-            try:
-                conn = await asyncpg.connect(self.dsn, timeout=10,
-                                             server_settings={"application_name": "authpi-key-listener"})
-                self._listener_conn = conn
-                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
-                await conn.add_listener(CHANNEL, self._on_notify)
-                # Anything may have changed while we were not listening.
-                self.cache.clear()
-                self.connected = True
-                self._listening.set()
-                backoff = 0.2
-                while not lost.is_set():
-                    try:
-                        await asyncio.wait_for(lost.wait(), timeout=5.0)
-                    except TimeoutError:
-                        # A silently dead connection delivers nothing: probe it.
-                        await asyncio.wait_for(conn.fetchval("SELECT 1"), timeout=5.0)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - reconnect whatever happened
-                if not self._closing:
-                    log.warning("key cache listener lost (%s); retrying", type(exc).__name__)
-            finally:
-                self.connected = False
-                self._listening.clear()
-                self.cache.clear()
-                self._listener_conn = None
-                if conn is not None and not conn.is_closed():
-                    if self._closing:
-                        try:
-                            await asyncio.wait_for(conn.close(), timeout=2)
-                        except Exception:  # noqa: BLE001
-                            conn.terminate()
-                    else:
-                        conn.terminate()
-            if not self._closing:
-                if lost.is_set():
-                    log.warning("key cache listener connection closed; reconnecting")
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+    def close(self) -> None:
+        self.hub.unsubscribe(self._on_message)
 
     def live(self) -> bool:
-        """The listener is connected (a lost connection counts at once, before its callback runs)."""
-        conn = self._listener_conn
-        return self.connected and conn is not None and not conn.is_closed()
+        """The hub's listener is connected: cached entries may be trusted as they are."""
+        return self.hub.live()
 
-    def _on_notify(self, _conn: Any, pid: int, _channel: str, payload: str) -> None:
-        if is_own_echo(pid, payload):
-            echo_arrived(pid, payload)
-        else:
-            self.cache.invalidate(payload)
+    def _on_message(self, message: Message) -> None:
+        self.cache.invalidate(message.kind, message.ident)
+
+    def _resync(self) -> None:
+        """The listener was lost or is back: whatever is cached may have missed a change. Entries
+        stay as untrusted memos (each use re-reads the key; argon2 is skipped while the stored hash
+        is unchanged, and they answer alone while the database itself is unreachable)."""
+        self.cache.distrust()
 
     # -- verification ----------------------------------------------------------------------------
 
@@ -518,34 +339,52 @@ class KeyVerifier:
         return hmac.new(self._mac_key, secret.encode(), hashlib.sha256).digest()
 
     async def verify(self, request: Request, key_id: str, secret: str) -> Principal:
-        address = client_address(request, self.settings.trust_proxy_headers)
+        address = self.address.of_scope(request.scope)
         mac = self.mac(secret)
         await yield_to_invalidations()
         entry = self.warm(key_id, mac)
         if entry is not None:
             return self._accept(request, entry, address, cold=False)
-        refusal = self.refuse_early(key_id, secret, address)
-        if refusal is not None:
-            await self.slow_down(refusal)
-            raise refusal
         try:
+            refusal = await self.refuse_early(key_id, secret, address)
+            if refusal is not None:
+                await self.slow_down(refusal)
+                raise refusal
             return await self._cold(request, key_id, secret, mac, address)
         except TooManyRequests as shed:
             await self.slow_down(shed)
             raise
+        except Exception as exc:
+            kept = self.during_outage(exc, key_id, mac)
+            if kept is None:
+                raise
+            return self._accept(request, kept, address, cold=False)
 
-    def refuse_early(self, key_id: str, secret: str, address: str) -> ApiError | None:
-        """Refusals that need neither the database nor argon2 (after a cache miss): malformed ids,
-        throttled callers and ids known not to exist."""
+    def during_outage(self, exc: BaseException, key_id: str, mac: bytes) -> CachedKey | None:
+        """While the database itself is unreachable, a credential this process verified keeps
+        working for `outage_grace_seconds` after the last successful contact with the database
+        (its `api-key.verified` events wait in the batcher's bounded queue)."""
+        if not is_unreachable(exc) or self.hub.contact_age() > self.outage_grace:
+            return None
+        entry = self.cache.get(key_id, mac)
+        if entry is None or (entry.valid_until is not None and entry.valid_until <= now_ms()):
+            return None
+        self.stats["outage"] += 1
+        return entry
+
+    async def refuse_early(self, key_id: str, secret: str, address: str) -> ApiError | None:
+        """Refusals that need neither the key's row nor argon2 (after a cache miss): malformed
+        ids, throttled callers and ids known not to exist."""
         if not looks_like_id(key_id, "key") or len(secret) > MAX_SECRET_LENGTH:
-            self._fail_address(address)
+            await self.throttle.failed(KIND, None, address)
             return Unauthorized(INVALID)
-        retry = self.by_address.retry_after(address) or self.by_key.retry_after(key_id)
+        known_missing = self.cache.is_known_missing(key_id)
+        retry = await self.throttle.admit(KIND, None if known_missing else key_id, address)
         if retry is not None:
             self.stats["rejected"] += 1
             return TooManyRequests(retry, "Too many failed authentication attempts")
-        if self.cache.is_known_missing(key_id):
-            self._fail_address(address)
+        if known_missing:
+            await self.throttle.failed(KIND, None, address)
             return Unauthorized(INVALID)
         return None
 
@@ -560,14 +399,17 @@ class KeyVerifier:
         entry = self.cache.get(key_id, mac)
         if entry is None:
             return None
-        if (time.monotonic() - entry.cached_at >= self.cache.ttl
-                or (entry.valid_until is not None and entry.valid_until <= now_ms())):
+        if entry.valid_until is not None and entry.valid_until <= now_ms():
             self.cache.drop_entry(entry)
             return None
-        if entry.trusted and self.live():
+        if not self.live():
+            return None  # kept, untrusted: re-read by the cold path (see `_cold`, `during_outage`)
+        if time.monotonic() - entry.cached_at >= self.cache.ttl:
+            self.cache.drop_entry(entry)
+            return None
+        if entry.trusted:
             self.stats["warm"] += 1
             return entry
-        # Kept, untrusted: the cold path re-reads the key but may skip argon2 (see `_cold`).
         return None
 
     def record_verified(self, entry: CachedKey, address: str) -> None:
@@ -579,7 +421,7 @@ class KeyVerifier:
                     ) -> Principal:
         self.stats["cold"] += 1
         since = self.cache.generation
-        trusted = self.connected
+        trusted = self.live()
         if self._lookups >= self.max_lookups:
             # Unknown ids from many addresses escape the per-address throttle: cap the lookups
             # waiting on the pool rather than let them queue without bound.
@@ -589,12 +431,13 @@ class KeyVerifier:
             row = await self._lookup(key_id)
         finally:
             self._lookups -= 1
+        self.hub.touch()
         if row is None:
             self.cache.remember_missing(key_id)
-            self._fail_address(address)
+            await self.throttle.failed(KIND, None, address)
             raise Unauthorized(INVALID)
         if row.problem is not None:
-            self._fail_key(row, address, row.problem)
+            await self._fail_key(row, address, row.problem)
             raise Unauthorized(INVALID)
 
         now = now_ms()
@@ -621,8 +464,9 @@ class KeyVerifier:
             grace_end = row.previous_secret_expires_at
             valid_until = grace_end if valid_until is None else min(valid_until, grace_end)
         if verified_hash is None:
-            self._fail_key(row, address, "wrong_secret")
+            await self._fail_key(row, address, "wrong_secret")
             raise Unauthorized(INVALID)
+        await self.throttle.succeeded(KIND, key_id, address)
 
         principal = Principal(
             type="api_key", account_id=row.account_id, account_level=row.owner_kind == "account",
@@ -630,8 +474,8 @@ class KeyVerifier:
         entry = CachedKey(
             key_id=row.key_id, account_id=row.account_id, org_id=row.org_id, issuer_id=row.issuer_id,
             mac=mac, secret_hash=verified_hash, principal=principal, me_body=identity_body(principal),
-            networks=parse_networks(row.restrictions.get("ip_allowlist")), valid_until=valid_until,
-            cached_at=time.monotonic(), trusted=trusted and self.connected,
+            networks=parse_networks(row.restrictions.get("ip_allowlist")) or None, valid_until=valid_until,
+            cached_at=time.monotonic(), trusted=trusted and self.live(),
             event_template=verified_event_template(principal))
         if self.cache.may_insert(since, row):
             self.cache.put(entry)
@@ -639,7 +483,11 @@ class KeyVerifier:
 
     async def _argon2(self, key_id: str, mac: bytes, stored_hash: str, secret: str) -> bool:
         self.stats["argon2"] += 1
-        return await self.argon2.verify(key_id, mac, stored_hash, secret)
+        try:
+            return await self.argon2.verify(stored_hash, secret, share=(key_id, mac))
+        except Saturated as exc:
+            raise TooManyRequests(exc.retry_after,
+                                  "Too many key verifications in progress; retry shortly") from exc
 
     def _accept(self, request: Request, entry: CachedKey, address: str, *, cold: bool) -> Principal:
         if entry.networks is not None and not address_allowed(entry.networks, address):
@@ -651,7 +499,6 @@ class KeyVerifier:
         return entry.principal
 
     async def _lookup(self, key_id: str) -> KeyRow | None:
-        assert self.pool is not None, "KeyVerifier.start() was not called"
         r = await self.pool.fetchrow(_LOOKUP, key_id)
         if r is None:
             return None
@@ -668,12 +515,8 @@ class KeyVerifier:
 
     # -- failures --------------------------------------------------------------------------------
 
-    def _fail_address(self, address: str) -> None:
-        self.by_address.record(address)
-
-    def _fail_key(self, row: KeyRow, address: str, reason: str) -> None:
-        self.by_address.record(address)
-        count = self.by_key.record(row.key_id)
+    async def _fail_key(self, row: KeyRow, address: str, reason: str) -> None:
+        count = await self.throttle.failed(KIND, row.key_id, address)
         self._report_failure(row, address, reason, count)
 
     def _report_failure(self, row: KeyRow, address: str, reason: str, count: int) -> None:
@@ -683,7 +526,7 @@ class KeyVerifier:
         malformed credentials belong to no account and are only counted)."""
         if self.events is None:
             return
-        limit = self.by_key.limit
+        limit = self.throttle.limit
         if count != 1 and count != limit:
             return
         window = self.settings.auth_fail_window_seconds

@@ -14,7 +14,6 @@ from app.core.etags import check_if_match
 from app.core.pagination import PageParams, page_params
 from app.core.session import db_session
 from app.issuer.dependencies import get_issuer_in_account
-from app.oidc.cache import invalidate_client
 
 router = APIRouter(tags=["clients"])
 BASE = "/accounts/{account_id}/issuers/{issuer_id}/clients"
@@ -86,7 +85,6 @@ async def update_client(
     client = await service.get_client(session, issuer, client_id)
     check_if_match(request, client.version)
     client = await service.update_client(session, client, body, principal)
-    await invalidate_client(request.app, session, client.id)
     return envelopes.obj(client_to_api(client))
 
 
@@ -104,7 +102,6 @@ async def delete_client(
     client = await service.get_client(session, issuer, client_id)
     check_if_match(request, client.version)
     await service.delete_client(session, client, principal)
-    await invalidate_client(request.app, session, client.id)
     return envelopes.no_content()
 
 
@@ -122,5 +119,4 @@ async def rotate_client_secret(
     client = await service.get_client(session, issuer, client_id)
     check_if_match(request, client.version)
     secret = await service.rotate_secret(session, client, principal)
-    await invalidate_client(request.app, session, client.id)
     return envelopes.obj({"secret": secret}, etag_ms=client.version)

@@ -23,6 +23,7 @@ from app.core.pagination import PageParams, paginate
 from app.events.service import record
 from app.models.client import Client
 from app.models.issuer import Issuer
+from app.runtime.invalidation import publish
 
 SECRET_BYTES = 32
 
@@ -127,6 +128,7 @@ async def update_client(session: AsyncSession, client: Client, body: ClientUpdat
             setattr(client, name, value)
     _bump(client)
     await session.flush()
+    await publish(session, "client", client.id)  # every replica's client cache
     await record(session, type="client.updated", account_id=client.account_id,
                  issuer_id=client.issuer_id, client_id=client.id,
                  subject={"type": "client", "id": client.id}, data={"changed": sorted(changes)},
@@ -141,6 +143,7 @@ async def delete_client(session: AsyncSession, client: Client, auth: Principal) 
     client.secret_hash = None
     _bump(client)
     await session.flush()
+    await publish(session, "client", client.id)  # every replica's client cache
     await record(session, type="client.deleted", account_id=client.account_id,
                  issuer_id=client.issuer_id, client_id=client.id,
                  subject={"type": "client", "id": client.id}, data={"name": client.name}, auth=auth)
@@ -154,6 +157,7 @@ async def rotate_secret(session: AsyncSession, client: Client, auth: Principal) 
     client.secret_rotated_at = now_ms()
     _bump(client)
     await session.flush()
+    await publish(session, "client", client.id)  # every replica's client cache
     await record(session, type="client.secret.rotated", account_id=client.account_id,
                  issuer_id=client.issuer_id, client_id=client.id,
                  subject={"type": "client", "id": client.id}, data={},

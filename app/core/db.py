@@ -7,6 +7,7 @@ import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import text
@@ -83,11 +84,16 @@ class Database:
         self.url = url
         self.engine = create_engine(url, pool_size)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        # The process's LISTEN/NOTIFY hub (app.runtime.hub), when one runs: sessions carry it so
+        # that invalidations published in them apply to this process's caches at once.
+        self.hub: Any = None
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
         """One transaction: commit on success, roll back on any error."""
         async with self.sessionmaker() as session:
+            if self.hub is not None:
+                session.info["hub"] = self.hub
             try:
                 yield session
                 await session.commit()

@@ -14,7 +14,7 @@ from app.core.session import db_session
 from app.issuer import service
 from app.issuer.dependencies import get_issuer_in_account
 from app.issuer.schemas import IssuerCreate, IssuerUpdate, issuer_list_item, issuer_to_api
-from app.oidc.cache import invalidate_issuer
+from app.signing_key.service import rotate_signing_keys as rotate_keys
 
 router = APIRouter(tags=["issuers"])
 BASE = "/accounts/{account_id}/issuers"
@@ -77,7 +77,6 @@ async def update_issuer(
     issuer = await get_issuer_in_account(session, account_id, issuer_id)
     check_if_match(request, issuer.version)
     issuer = await service.update_issuer(session, issuer, body, principal)
-    await invalidate_issuer(request.app, session, issuer_id)
     return envelopes.obj(issuer_to_api(issuer))
 
 
@@ -93,7 +92,6 @@ async def delete_issuer(
     issuer = await get_issuer_in_account(session, account_id, issuer_id)
     check_if_match(request, issuer.version)
     await service.delete_issuer(session, issuer, principal)
-    await invalidate_issuer(request.app, session, issuer_id)
     return envelopes.no_content()
 
 
@@ -107,30 +105,6 @@ async def rotate_signing_keys(
 ) -> JSONResponse:
     """Rotate the issuer's signing keys; the old public keys stay in the JWKS until their tokens expire."""
     issuer = await get_issuer_in_account(session, account_id, issuer_id)
-    keys = await service.rotate_signing_keys(session, issuer, request.app.state.secret_key, principal)
-    await invalidate_issuer(request.app, session, issuer_id)
+    keys = await rotate_keys(session, issuer, request.app.state.secret_key, principal)
     return envelopes.obj({"issuer_id": issuer_id, "signing_keys": [
         {"kid": k.id, "alg": k.alg, "status": k.status, "created_at": k.created_at} for k in keys]})
-
-
-@router.post(BASE + "/{issuer_id}/tokens/introspect")
-async def introspect_token(
-    account_id: str,
-    issuer_id: str,
-    request: Request,
-    _: Principal = Depends(scoped("issuers.tokens", "read")),
-    session: AsyncSession = Depends(db_session, scope="function"),
-) -> JSONResponse:
-    """RFC 7662 introspection of one of the issuer's tokens: `{"token": ...}` → `{active, ...}`."""
-    from app.core.errors import ValidationFailed
-    from app.oidc.endpoints.introspect import introspect_token as introspect
-
-    await get_issuer_in_account(session, account_id, issuer_id)
-    try:
-        body = await request.json() if (await request.body()).strip() else {}
-    except ValueError as exc:
-        raise ValidationFailed("The body must be JSON", field="body") from exc
-    token = body.get("token") if isinstance(body, dict) else None
-    if not isinstance(token, str) or not token or len(token) > 8192:
-        raise ValidationFailed("token is required", field="token")
-    return envelopes.obj(await introspect(request.app, issuer_id, token))

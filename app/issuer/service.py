@@ -7,7 +7,6 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api_key.invalidation import notify_issuer_changed
 from app.core.auth import Principal
 from app.core.ids import new_id, now_ms
 from app.core.pagination import PageParams, paginate
@@ -16,7 +15,8 @@ from app.issuer.schemas import IssuerCreate, IssuerUpdate
 from app.models.auth_method import IssuerAuthMethod
 from app.models.client import Client
 from app.models.issuer import Issuer
-from app.oidc.keys import create_issuer_keys
+from app.runtime.invalidation import publish
+from app.signing_key.service import create_issuer_keys
 
 
 def _bump(obj: Any) -> None:
@@ -109,12 +109,13 @@ async def update_issuer(session: AsyncSession, issuer: Issuer, body: IssuerUpdat
             if value != issuer.status:
                 issuer.status = value
                 issuer.status_at = now_ms()
-                # Keys of its organizations are cached by every replica: drop them now.
-                await notify_issuer_changed(session, issuer.id)
         else:
             setattr(issuer, name, value)
     _bump(issuer)
     await session.flush()
+    # Its key set, discovery document, clients and its organizations' keys are cached by every
+    # replica: they reload when this commits.
+    await publish(session, "issuer", issuer.id)
     await record(session, type="issuer.updated", account_id=issuer.account_id, issuer_id=issuer.id,
                  subject={"type": "issuer", "id": issuer.id}, data={"changed": sorted(changes)},
                  auth=auth)
@@ -125,19 +126,8 @@ async def delete_issuer(session: AsyncSession, issuer: Issuer, auth: Principal) 
     """Soft delete: the issuer stops serving at once and answers 404 from then on."""
     issuer.status = "deleted"
     issuer.status_at = now_ms()
-    await notify_issuer_changed(session, issuer.id)
+    await publish(session, "issuer", issuer.id)
     _bump(issuer)
     await session.flush()
     await record(session, type="issuer.deleted", account_id=issuer.account_id, issuer_id=issuer.id,
                  subject={"type": "issuer", "id": issuer.id}, data={"name": issuer.name}, auth=auth)
-
-
-async def rotate_signing_keys(session: AsyncSession, issuer: Issuer, server_key: str, auth: Any) -> list[Any]:
-    """New active keys; the old ones stay published (verify-only) until their tokens have expired."""
-    from app.oidc.keys import rotate_keys
-
-    keys = await rotate_keys(session, server_key, issuer)
-    await record(session, type="issuer.signing-key.rotated", account_id=issuer.account_id,
-                 issuer_id=issuer.id, subject={"type": "issuer", "id": issuer.id},
-                 data={"signing_keys": [{"kid": k.id, "alg": k.alg} for k in keys]}, auth=auth)
-    return keys

@@ -3,147 +3,30 @@
 client_secret_basic, client_secret_post, and `none` for public clients. Secrets are argon2id
 hashes, so a verified (client id, HMAC of the secret) pair is cached for a bounded time: the token
 endpoint then needs no database round trip and no argon2 per request. Secret rotation, blocking and
-deletion drop the entry on every replica (NOTIFY, see cache.py).
+deletion drop the entry on every replica (app.client.cache, subscribed to the runtime hub).
+
+Every secret check goes through the runtime kit's failure throttle (kinds `client` and `agent`,
+per credential and client address) and its argon2 gate.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
 from fastapi import Request
-from sqlalchemy import select
 
+from app.agent.service import authenticate_agent
+from app.client.cache import CLIENT_TTL_SECONDS, CachedClient
 from app.core.auth import split_basic
-from app.core.crypto import constant_time_equals, hmac_sha256, verify_secret
+from app.core.crypto import constant_time_equals, hmac_sha256
 from app.core.ids import looks_like_id
-from app.models.client import Client
-from app.models.issuer import Issuer
-from app.oidc.errors import InvalidClient, InvalidRequest
+from app.oidc.errors import InvalidClient, InvalidRequest, TemporarilyUnavailable
+from app.runtime.argon2 import Saturated
 
-CLIENT_TTL_SECONDS = 60.0
 MAX_SECRET_LENGTH = 256
-
-
-@dataclass
-class CachedClient:
-    id: str
-    account_id: str
-    issuer_id: str
-    status: str
-    confidential: bool
-    name: str
-    secret_hash: str | None
-    scopes: list[str]
-    grant_types: list[str]
-    redirect_uris: list[str]
-    post_logout_redirect_uris: list[str]
-    application_type: str | None
-    auth_method: str | None
-    access_token_ttl: int | None
-    refresh_token_ttl: int | None
-    default_resources: list[str]
-    loaded_at: float = field(default_factory=time.monotonic)
-    verified_secret_mac: str | None = None
-    verified_at: float = 0.0
-    # The batcher's row template for this client's `machine.token.issued` events.
-    event_template: tuple[Any, ...] | None = None
-
-    @classmethod
-    def from_row(cls, row: Client) -> CachedClient:
-        settings = row.settings or {}
-        oid = settings.get("openid") or {}
-        return cls(id=row.id, account_id=row.account_id, issuer_id=row.issuer_id, status=row.status,
-                   confidential=row.confidential, name=row.name, secret_hash=row.secret_hash,
-                   scopes=list(settings.get("scopes") or []),
-                   grant_types=list(oid.get("grant_types") or []),
-                   redirect_uris=list(oid.get("redirect_uris") or []),
-                   post_logout_redirect_uris=list(oid.get("post_logout_redirect_uris") or []),
-                   application_type=oid.get("application_type"),
-                   auth_method=oid.get("token_endpoint_auth_method"),
-                   access_token_ttl=oid.get("access_token_ttl"),
-                   refresh_token_ttl=oid.get("refresh_token_ttl"),
-                   default_resources=list(oid.get("default_resources") or []))
-
-
-class ClientCache:
-    """Per-process cache of clients. Loads are single-flight; an invalidation (NOTIFY from any
-    replica) beats a load that was already under way, so a revoked client is never re-cached."""
-
-    def __init__(self) -> None:
-        self._clients: dict[str, CachedClient | None] = {}
-        self._neg: dict[str, float] = {}
-        self._loading: dict[str, asyncio.Future[CachedClient | None]] = {}
-        self._epoch = 0
-        self._generation: dict[str, int] = {}
-
-    def invalidate(self, client_id: str) -> None:
-        self._generation[client_id] = self._generation.get(client_id, 0) + 1
-        self._clients.pop(client_id, None)
-        self._loading.pop(client_id, None)
-
-    def invalidate_issuer(self, issuer_id: str) -> None:
-        for cid, c in list(self._clients.items()):
-            if c is None or c.issuer_id == issuer_id:
-                self.invalidate(cid)
-        self._epoch += 1  # a load in flight may be for one of this issuer's clients
-        self._loading.clear()
-
-    def clear(self) -> None:
-        self._epoch += 1
-        self._clients.clear()
-        self._neg.clear()
-        self._loading.clear()
-
-    async def get(self, session_factory: Any, issuer_id: str, client_id: str) -> CachedClient | None:
-        """The active client of this issuer (whose issuer is active too), or None."""
-        now = time.monotonic()
-        if client_id in self._clients:
-            cached = self._clients[client_id]
-            if cached is not None and now - cached.loaded_at < CLIENT_TTL_SECONDS:
-                return cached if cached.issuer_id == issuer_id else None
-            if cached is None and now - self._neg.get(client_id, 0.0) < 5.0:
-                return None
-        pending = self._loading.get(client_id)
-        if pending is None:
-            pending = asyncio.ensure_future(self._load(session_factory, client_id))
-            self._loading[client_id] = pending
-
-            def done(future: asyncio.Future[CachedClient | None]) -> None:
-                if self._loading.get(client_id) is future:
-                    self._loading.pop(client_id, None)
-                if not future.cancelled():
-                    future.exception()
-
-            pending.add_done_callback(done)
-        loaded = await asyncio.shield(pending)
-        return loaded if loaded is not None and loaded.issuer_id == issuer_id else None
-
-    async def _load(self, session_factory: Any, client_id: str) -> CachedClient | None:
-        version = (self._epoch, self._generation.get(client_id, 0))
-        async with session_factory() as session:
-            row = await session.scalar(
-                select(Client).join(Issuer, Issuer.id == Client.issuer_id)
-                .where(Client.id == client_id, Client.status == "active", Issuer.status == "active",
-                       Issuer.account_id == Client.account_id))
-        loaded = CachedClient.from_row(row) if row is not None else None
-        if version != (self._epoch, self._generation.get(client_id, 0)):
-            return loaded  # invalidated meanwhile: answer this caller, cache nothing
-        if len(self._clients) > 50_000:
-            self._clients.clear()
-            self._neg.clear()
-        previous = self._clients.get(client_id)
-        if loaded is not None and previous is not None and previous.secret_hash == loaded.secret_hash:
-            # Same secret: a reload alone must not send every concurrent request back to argon2.
-            loaded.verified_secret_mac = previous.verified_secret_mac
-            loaded.verified_at = previous.verified_at
-        self._clients[client_id] = loaded
-        if loaded is None:
-            self._neg[client_id] = time.monotonic()
-        return loaded
 
 
 def _basic(header: str) -> tuple[str, str] | None:
@@ -158,11 +41,19 @@ def _basic(header: str) -> tuple[str, str] | None:
     return unquote(cid.replace("+", " ")), unquote(secret.replace("+", " "))
 
 
+def _runtime(request: Request) -> Any:
+    """The app's OidcRuntime (app.oidc.runtime; read from the app, which imports this module)."""
+    return request.app.state.oidc
+
+
+def _throttled(retry_after: int) -> TemporarilyUnavailable:
+    return TemporarilyUnavailable("Too many failed attempts; try again later",
+                                  headers={"Retry-After": str(retry_after)})
+
+
 async def authenticate_client(request: Request, issuer_id: str, form: dict[str, str],
                               *, require_confidential: bool = False) -> CachedClient:
     """The authenticated client, or InvalidClient (401). Unknown ids and wrong secrets look alike."""
-    from app.oidc.runtime import get_runtime
-
     header = request.headers.get("authorization")
     via_basic = False
     secret: str | None
@@ -182,11 +73,11 @@ async def authenticate_client(request: Request, issuer_id: str, form: dict[str, 
         raise InvalidClient("client_id is required", basic=via_basic)
     if not looks_like_id(client_id, "c") or (secret is not None and len(secret) > MAX_SECRET_LENGTH):
         raise InvalidClient(basic=via_basic)
-    rt = get_runtime(request)
+    rt = _runtime(request)
     client = await rt.clients.get(rt.session_factory(), issuer_id, client_id)
     if client is None:
         if secret:
-            await asyncio.to_thread(verify_secret, None, secret)  # uniform timing
+            await _check_secret(rt, None, secret)  # uniform timing
         raise InvalidClient(basic=via_basic)
     if not client.confidential:
         if secret:
@@ -203,25 +94,25 @@ async def authenticate_client(request: Request, issuer_id: str, form: dict[str, 
     fresh = time.monotonic() - client.verified_at < CLIENT_TTL_SECONDS
     if fresh and client.verified_secret_mac and constant_time_equals(mac, client.verified_secret_mac):
         return client
-    limiter = rt.throttle
-    limiter.check(f"client:{client.id}")
-    # Single flight: concurrent requests with the same secret share one argon2 verification.
-    key = (client.id, mac)
-    pending = _in_flight.get(key)
-    if pending is None:
-        pending = asyncio.ensure_future(rt.hash_pool.run(verify_secret, client.secret_hash, secret))
-        _in_flight[key] = pending
-        pending.add_done_callback(lambda _f, k=key: _in_flight.pop(k, None))
-    ok = await asyncio.shield(pending)
-    if not ok:
-        limiter.fail(f"client:{client.id}")
+    address = rt.address.of_scope(request.scope)
+    retry = await rt.throttle.admit("client", client.id, address)
+    if retry is not None:
+        raise _throttled(retry)
+    # Concurrent requests with the same secret share one argon2 verification.
+    if not await _check_secret(rt, client.secret_hash, secret, share=("client", client.id, mac)):
+        await rt.throttle.failed("client", client.id, address)
         raise InvalidClient(basic=via_basic)
+    await rt.throttle.succeeded("client", client.id, address)
     client.verified_secret_mac = mac
     client.verified_at = time.monotonic()
     return client
 
 
-_in_flight: dict[tuple[str, str], asyncio.Future[bool]] = {}
+async def _check_secret(rt: Any, stored_hash: str | None, secret: str, *, share: Any = None) -> bool:
+    try:
+        return await rt.argon2.verify(stored_hash, secret, share=share)
+    except Saturated as exc:
+        raise _throttled(exc.retry_after) from exc
 
 
 # -- agents (`agt_` ids) at the client_credentials grant -------------------------------------------
@@ -272,9 +163,6 @@ async def authenticate_agent_client(request: Request, issuer_id: str, account_id
     Unknown, suspended and deleted agents, revoked verifiers and wrong secrets look alike (the agent
     service spends a dummy argon2 verification when there is nothing to compare against).
     """
-    from app.agent.service import authenticate_agent
-    from app.oidc.runtime import get_runtime
-
     agent_id, secret, via_basic = creds
     if not looks_like_id(agent_id, "agt"):
         raise InvalidClient(basic=via_basic)
@@ -282,8 +170,11 @@ async def authenticate_agent_client(request: Request, issuer_id: str, account_id
         raise InvalidClient("Client authentication is required", basic=via_basic)
     if len(secret) > MAX_SECRET_LENGTH:
         raise InvalidClient(basic=via_basic)
-    limiter = get_runtime(request).throttle
-    limiter.check(f"agent:{agent_id}")
+    rt = _runtime(request)
+    address = rt.address.of_scope(request.scope)
+    retry = await rt.throttle.admit("agent", agent_id, address)
+    if retry is not None:
+        raise _throttled(retry)
     # One transaction: a successful verification counts the verifier's use.
     async with request.app.state.db.unit_of_work() as session:
         agent = await authenticate_agent(session, issuer_id=issuer_id, agent_id=agent_id, secret=secret)
@@ -291,6 +182,7 @@ async def authenticate_agent_client(request: Request, issuer_id: str, account_id
             id=agent.id, account_id=agent.account_id, issuer_id=agent.issuer_id,
             scopes=[s for s in (agent.scopes or []) if isinstance(s, str)])
     if principal is None:
-        limiter.fail(f"agent:{agent_id}")
+        await rt.throttle.failed("agent", agent_id, address)
         raise InvalidClient(basic=via_basic)
+    await rt.throttle.succeeded("agent", agent_id, address)
     return principal

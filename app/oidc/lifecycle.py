@@ -1,22 +1,19 @@
-"""Start and stop the OIDC runtime's background pieces with the app."""
+"""Start and stop the OIDC runtime with the app."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
-from app.oidc.cache import InvalidationListener, runtime
+from app.oidc.runtime import OidcRuntime
 
 
 async def start_oidc(app: FastAPI) -> None:
-    rt = runtime(app)
-    rt.listener = InvalidationListener(app)
-    rt.listener.start()
+    rt = OidcRuntime(app, app.state.runtime)
+    app.state.oidc = rt
     await rt.start()
 
 
 async def stop_oidc(app: FastAPI) -> None:
-    rt = runtime(app)
-    listener = getattr(rt, "listener", None)
-    if listener is not None:
-        await listener.stop()
-    await rt.stop()
+    rt: OidcRuntime | None = getattr(app.state, "oidc", None)
+    if rt is not None:
+        await rt.stop()

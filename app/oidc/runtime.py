@@ -1,18 +1,22 @@
-"""The per-process OIDC runtime: key sets, verified clients, throttles and the metered event batcher."""
+"""The per-process OIDC runtime: issuers' key sets and verified clients (both subscribed to the
+runtime hub), over the runtime kit's throttle and argon2 gate, and the purge of expired state."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from typing import Any
 
 from fastapi import Request
 from sqlalchemy import text
 
-from app.oidc.client_auth import ClientCache
-from app.oidc.keys import KeySet, KeyStore
-from app.oidc.throttle import FailureThrottle, HashPool
+from app.client.cache import ClientCache
+from app.core.ids import now_ms
+from app.oidc.discovery import discovery_document
+from app.runtime.kit import RuntimeKit
+from app.signing_key.cache import KeySet, KeyStore
 
 log = logging.getLogger("authpi.oidc")
 PURGE_INTERVAL_SECONDS = 600
@@ -26,39 +30,40 @@ _PURGE = (
 
 async def purge_expired(db: Any) -> None:
     """Idempotent deletes: every replica may run them."""
-    from app.core.ids import now_ms
-
     now = now_ms()
     async with db.unit_of_work() as session:
         for statement in _PURGE:
             await session.execute(text(statement), {"cutoff": now - 86_400_000, "now": now})
 
 
+def _render_discovery(issuer_url: str, scopes: list[str]) -> bytes:
+    return json.dumps(discovery_document(issuer_url, scopes)).encode()
+
+
 class OidcRuntime:
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, kit: RuntimeKit) -> None:
         settings = app.state.settings
         self.app = app
-        self.keys = KeyStore(app.state.secret_key, settings.resolved_public_url())
-        self.clients = ClientCache()
-        self.throttle = FailureThrottle(settings.auth_fail_limit, settings.auth_fail_window_seconds)
-        self.hash_pool = HashPool(settings.argon2_workers)
-        # An address may fail more often than one username (users behind one NAT share it).
-        self.login_ip_throttle = FailureThrottle(settings.auth_fail_limit * 5,
-                                                 settings.auth_fail_window_seconds)
-        self.listener: Any = None
+        self.kit = kit
+        self.keys = KeyStore(app.state.secret_key, settings.resolved_public_url(), _render_discovery,
+                             kit.hub)
+        self.clients = ClientCache(kit.hub)
+        self.throttle = kit.throttle
+        self.argon2 = kit.argon2
+        self.address = kit.address
         self.server_key: str = app.state.secret_key
         self._sessionmaker: Any = None
+        self._purge_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Background pieces: the periodic purge of expired protocol state."""
         self._purge_task = asyncio.create_task(self._purge_loop(), name="oidc-purge")
 
     async def stop(self) -> None:
-        task = getattr(self, "_purge_task", None)
-        if task is not None:
-            task.cancel()
+        if self._purge_task is not None:
+            self._purge_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+                await self._purge_task
 
     async def _purge_loop(self) -> None:
         while True:
@@ -80,15 +85,13 @@ class OidcRuntime:
         return self._sessionmaker
 
 
-def get_runtime(request: Request) -> OidcRuntime:
-    # Cached on the request: the token endpoint asks for it several times per request.
-    rt = request.scope.get("authpi.oidc")
-    if rt is None:
-        from app.oidc.cache import runtime
+def runtime(app: Any) -> OidcRuntime:
+    """The app's OidcRuntime (started with the app's lifespan)."""
+    return app.state.oidc
 
-        rt = runtime(request.app)
-        request.scope["authpi.oidc"] = rt
-    return rt
+
+def get_runtime(request: Request) -> OidcRuntime:
+    return request.app.state.oidc
 
 
 async def key_set(request: Request, issuer_id: str) -> KeySet | None:

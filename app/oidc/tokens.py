@@ -21,7 +21,8 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 
 from app.core.crypto import hmac_sha256
-from app.oidc.keys import ACCESS_TOKEN_ALG, ID_TOKEN_ALG, KeySet
+from app.signing_key.cache import KeySet
+from app.signing_key.service import ACCESS_TOKEN_ALG, ID_TOKEN_ALG
 
 ACCESS_TOKEN_TTL = 3600
 CLIENT_TOKEN_TTL = 3600

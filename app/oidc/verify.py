@@ -10,9 +10,9 @@ from sqlalchemy import text
 from app.core.auth import Principal
 from app.core.errors import Unauthorized
 from app.oidc import tokens
-from app.oidc.cache import runtime
-from app.oidc.keys import KeySet
+from app.oidc.runtime import runtime
 from app.oidc.tokens import TokenInvalid, VerifiedToken
+from app.signing_key.cache import KeySet
 
 _REVOCATION_SQL = text(
     "SELECT (SELECT status FROM oidc_grants WHERE id = :gid AND account_id = :acc) AS grant_status, "

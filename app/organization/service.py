@@ -7,7 +7,6 @@ from typing import Any
 from sqlalchemy import Select, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api_key.invalidation import notify_org_changed
 from app.core.auth import Principal
 from app.core.errors import NotFound
 from app.core.ids import new_id, now_ms
@@ -18,6 +17,7 @@ from app.models.base import Timestamps
 from app.models.organization import Organization
 from app.models.organization_domain import OrganizationDomain
 from app.organization.schemas import PROFILE_FIELDS, OrganizationCreate, OrganizationUpdate
+from app.runtime.invalidation import publish
 
 
 def touch(row: Timestamps) -> None:
@@ -114,7 +114,7 @@ async def update_organization(session: AsyncSession, org: Organization, body: Or
         await record(session, type=event, data={"status": new_status, "reason": reason}, **common)
     if status_changed or ("scopes" in changes and list(org.scopes) != old_scopes):
         # Organization keys' cached verifications carry the org's status and scopes.
-        await notify_org_changed(session, org.id)
+        await publish(session, "org", org.id)
     return org
 
 
@@ -129,7 +129,7 @@ async def delete_organization(session: AsyncSession, org: Organization, auth: Pr
     await session.flush()
     await record(session, type="organization.deleted", account_id=org.account_id,
                  issuer_id=org.issuer_id, org_id=org.id, subject=subject(org), data={}, auth=auth)
-    await notify_org_changed(session, org.id)
+    await publish(session, "org", org.id)
 
 
 def _flag(column: Any, key: str) -> Any:

@@ -20,7 +20,8 @@ async def start_webhooks(app: FastAPI) -> None:
         # Its own small pool: batches hold a connection while their requests are in flight, and a
         # slow receiver must not starve API requests of connections.
         db = Database(app.state.database_url, pool_size=settings.webhooks_relay_concurrency + 1)
-        relay = Relay(db, settings, app.state.secret_key, sender=app.state.webhook_sender)
+        relay = Relay(db, settings, app.state.secret_key, app.state.runtime.hub,
+                      sender=app.state.webhook_sender)
         await relay.start()
         app.state.webhook_relay, app.state.webhook_relay_db = relay, db
 

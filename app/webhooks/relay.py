@@ -10,9 +10,9 @@ Order per subject: a delivery is claimable only when no earlier pending delivery
 (endpoint, subject) exists, so one subject's events reach an endpoint one at a time, in event order,
 across every relay; different subjects and endpoints go in parallel.
 
-Wake-up: the events trigger NOTIFYs `authpi_webhooks` on commit; the relay LISTENs on its own
-connection. A poll (and the time of the next scheduled retry) backs it up, so a lost notification or
-listener connection delays a delivery, never loses it.
+Wake-up: the events trigger NOTIFYs `authpi_webhooks` on commit; the relay subscribes to it on the
+process's hub (app.runtime.hub). A poll (and the time of the next scheduled retry) backs it up, so
+a lost notification or listener connection delays a delivery, never loses it.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import time
 from collections import defaultdict
 from typing import Any
 
-import asyncpg
 from sqlalchemy import event, func, select, update
 from sqlalchemy.orm import aliased
 
@@ -33,6 +32,7 @@ from app.core.ids import now_ms
 from app.models.event import Event
 from app.models.webhook import Webhook
 from app.models.webhook_delivery import WebhookDelivery
+from app.runtime.hub import Hub, Message
 from app.webhooks.delivery import AttemptResult, Sender, attempt
 from app.webhooks.schemas import RetryPolicy, policy_with_defaults
 from app.webhooks.service import CHANNEL, apply_result, record_health
@@ -83,10 +83,12 @@ def prefer_custom_plans(db: Database) -> None:
 
 
 class Relay:
-    def __init__(self, db: Database, settings: Settings, server_key: str, sender: Sender | None = None
-                 ) -> None:
-        """`db` should be the relay's own (its connections get plan_cache_mode=force_custom_plan)."""
+    def __init__(self, db: Database, settings: Settings, server_key: str, hub: Hub,
+                 sender: Sender | None = None) -> None:
+        """`db` should be the relay's own (its connections get plan_cache_mode=force_custom_plan);
+        `hub` is the process's LISTEN connection (app.runtime.hub), which wakes the relay."""
         self.db = db
+        self.hub = hub
         prefer_custom_plans(db)
         self.settings = settings
         self.server_key = server_key
@@ -109,16 +111,15 @@ class Relay:
         self._wakes = [asyncio.Event() for _ in range(concurrency)]
         self._tasks = [asyncio.create_task(self._worker(i), name=f"webhook-relay-{i}")
                        for i in range(concurrency)]
-        self._tasks.append(asyncio.create_task(self._listen(), name="webhook-relay-listener"))
+        self.hub.subscribe(CHANNEL, self._on_notify, self._on_resync)
         log.info("webhook relay started (%d workers)", concurrency)
 
     async def stop(self) -> None:
         """Let in-flight batches finish (bounded by the attempt timeout), then stop."""
         self._stopping = True
         self.wake(all_workers=True)
-        workers, listener = self._tasks[:-1], self._tasks[-1:]
-        for task in listener:
-            task.cancel()
+        self.hub.unsubscribe(self._on_notify)
+        workers = self._tasks
         if workers:
             _, pending = await asyncio.wait(workers, timeout=self.settings.webhooks_timeout_seconds + 2)
             for task in pending:
@@ -127,6 +128,12 @@ class Relay:
         self._tasks = []
         if self._own_sender:
             await self.sender.aclose()
+
+    def _on_notify(self, _message: Message) -> None:
+        self.wake()
+
+    def _on_resync(self) -> None:
+        self.wake(all_workers=True)  # whatever was notified while the hub was not listening
 
     def wake(self, *, all_workers: bool = False) -> None:
         """Wake one idle worker (a busy one comes back for more on its own): a notification
@@ -139,31 +146,6 @@ class Relay:
             self._missed = True
             return
         self._wakes[self._idle.pop()].set()
-
-    # -- the listener --------------------------------------------------------------------------
-    async def _listen(self) -> None:
-        dsn = to_asyncpg_dsn(self.db.url)
-        while not self._stopping:
-            conn: asyncpg.Connection | None = None
-            try:
-                conn = await asyncpg.connect(dsn, server_settings={"application_name": "authpi-relay"})
-                lost = asyncio.Event()
-                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
-                await conn.add_listener(CHANNEL, lambda *_: self.wake())
-                self.wake(all_workers=True)  # whatever was notified while we were not listening
-                while not lost.is_set() and not conn.is_closed():
-                    try:
-                        await asyncio.wait_for(lost.wait(), timeout=5)
-                    except TimeoutError:
-                        await conn.execute("SELECT 1")  # notices a silently dropped connection
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - reconnect on any failure, the poll covers the gap
-                log.warning("webhook relay listener: %s; reconnecting", type(exc).__name__)
-            finally:
-                if conn is not None and not conn.is_closed():
-                    await conn.close(timeout=2)
-            await asyncio.sleep(1)
 
     # -- the workers -------------------------------------------------------------------------
     async def _worker(self, index: int) -> None:
@@ -281,10 +263,13 @@ class Relay:
 async def run_worker(settings: Settings, database_url: str, stop: asyncio.Event) -> None:
     """`authpi worker`: the relay alone, until `stop` is set."""
     db = Database(database_url, pool_size=max(2, settings.webhooks_relay_concurrency + 1))
-    relay = Relay(db, settings, settings.resolved_secret_key())
+    hub = Hub(to_asyncpg_dsn(database_url), name="authpi-relay")
+    relay = Relay(db, settings, settings.resolved_secret_key(), hub)
     await relay.start()
+    await hub.start()
     try:
         await stop.wait()
     finally:
         await relay.stop()
+        await hub.stop()
         await db.dispose()

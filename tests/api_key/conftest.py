@@ -11,10 +11,10 @@ import pytest
 from authpi_admin import AuthPIAdmin
 from fastapi import FastAPI
 
-from app.api_key.invalidation import notify_org_changed
 from app.core.ids import new_id, now_ms
 from app.models.issuer import Issuer
 from app.models.organization import Organization
+from app.runtime.invalidation import publish
 from tests.conftest import AccountCredentials
 
 _addresses = itertools.count(1)
@@ -54,7 +54,7 @@ async def set_org(app: FastAPI, ref: OrgRef, **values: object) -> None:
         for k, v in values.items():
             setattr(org, k, v)
         org.updated_at = now_ms()
-        await notify_org_changed(session, ref.org_id)
+        await publish(session, "org", ref.org_id)
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ async def count(pg: asyncpg.Pool, account: AccountCredentials) -> int:
 
 @pytest.fixture
 async def batcher(app: FastAPI):
-    b = EventBatcher(app.state.hot_pool, min_interval=0.05)
+    b = EventBatcher(app.state.runtime.pool, min_interval=0.05)
     b.start()
     yield b
     await b.shutdown()
@@ -67,7 +67,7 @@ class TestEventBatcher:
                     raise ConnectionError("database briefly away")
                 return self.pool.acquire()
 
-        b = EventBatcher(FlakyPool(app.state.hot_pool))  # not started: flushes only when asked
+        b = EventBatcher(FlakyPool(app.state.runtime.pool))  # not started: flushes only when asked
         template = template_for(account)
         for _ in range(10):
             b.add_occurrence(template, "{}")
@@ -80,7 +80,7 @@ class TestEventBatcher:
 
     async def test_shutdown_writes_what_is_queued(self, app: FastAPI, account: AccountCredentials,
                                                   pg: asyncpg.Pool):
-        b = EventBatcher(app.state.hot_pool, min_interval=1.0)
+        b = EventBatcher(app.state.runtime.pool, min_interval=1.0)
         b.start()
         template = template_for(account)
         for _ in range(500):

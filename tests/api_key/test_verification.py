@@ -13,7 +13,7 @@ from authpi_admin import AuthPIAdmin
 from authpi_admin.errors import AuthenticationError
 from fastapi import FastAPI
 
-from app.api_key.verification import KeyVerifier, client_address
+from app.api_key.verification import KeyVerifier
 from app.core.ids import now_ms
 from tests.api_key.conftest import OrgRef, fresh_address, sdk_for, set_org
 from tests.conftest import AccountCredentials
@@ -209,7 +209,8 @@ class TestRefusals:
     async def test_failures_are_in_the_trail_aggregated(self, app: FastAPI, admin: AuthPIAdmin, org: OrgRef,
                                                         client_from: Callable[..., httpx.AsyncClient]):
         key = await org_key(admin, org)
-        limit = verifier(app).settings.auth_fail_limit
+        limit = verifier(app).throttle.limit
+        verifier(app).throttle.max_delay = 0.05
         for _ in range(limit + 3):
             async with client_from() as c:
                 await me(c, key.id, "sk_wrong")
@@ -238,36 +239,49 @@ class TestIpAllowlist:
             # A wrong secret from outside is still just a 401 (the allowlist is not disclosed).
             assert_401(await me(outside, key.id, "sk_wrong"))
 
-    def test_forwarded_for_only_behind_a_trusted_proxy(self):
-        scope = {"type": "http", "client": ("127.0.0.1", 1),
-                 "headers": [(b"x-forwarded-for", b"1.2.3.4, 5.6.7.8")]}
-        from starlette.requests import Request
-
-        request = Request(scope)
-        assert client_address(request, False) == "127.0.0.1"
-        assert client_address(request, True) == "5.6.7.8"
-
 
 class TestThrottling:
-    async def test_per_key_id_429_with_retry_after(self, app: FastAPI, admin: AuthPIAdmin, org: OrgRef,
-                                                   client_from: Callable[..., httpx.AsyncClient]):
+    async def test_per_key_and_address_429_with_retry_after(
+            self, app: FastAPI, admin: AuthPIAdmin, org: OrgRef,
+            client_from: Callable[..., httpx.AsyncClient]):
         key = await org_key(admin, org)
         async with client_from() as good:
             assert (await me(good, key.id, key.secret_plain)).status_code == 200
-        limit = verifier(app).settings.auth_fail_limit
-        for _ in range(limit):
-            async with client_from() as c:
-                assert_401(await me(c, key.id, "sk_wrong"))
-        async with client_from() as c:
-            r = await me(c, key.id, "sk_wrong")
-        assert r.status_code == 429
-        assert r.headers["retry-after"].isdigit()
-        assert int(r.headers["retry-after"]) >= 1
-        assert r.json()["retry_after"] == int(r.headers["retry-after"])
-        assert r.json()["retryable"] is True
-        # The legitimate holder, warm in the cache, is not locked out by the attack.
+        limit = verifier(app).throttle.limit
+        async with client_from() as attacker:
+            for _ in range(limit):
+                assert_401(await me(attacker, key.id, "sk_wrong"))
+            r = await me(attacker, key.id, "sk_wrong")
+            assert r.status_code == 429
+            assert r.headers["retry-after"].isdigit()
+            assert int(r.headers["retry-after"]) >= 1
+            assert r.json()["retry_after"] == int(r.headers["retry-after"])
+            assert r.json()["retryable"] is True
+        # The legitimate holder, warm in the cache, is not locked out by the attack...
         async with client_from() as good:
             assert (await me(good, key.id, key.secret_plain)).status_code == 200
+        # ...nor cold, from an address of its own.
+        verifier(app).cache.clear()
+        async with client_from() as good:
+            assert (await me(good, key.id, key.secret_plain)).status_code == 200
+
+    async def test_a_key_id_flood_from_many_addresses_never_locks_the_holder_out(
+            self, app: FastAPI, admin: AuthPIAdmin, org: OrgRef,
+            client_from: Callable[..., httpx.AsyncClient]):
+        key = await org_key(admin, org)
+        v = verifier(app)
+        saved = v.throttle.max_delay
+        v.throttle.max_delay = 0.05  # the progressive delay, short for the test
+        try:
+            for _ in range(3 * v.throttle.limit):
+                async with client_from() as c:  # a new address each time, knowing only the id
+                    r = await me(c, key.id, "sk_wrong")
+                    assert r.status_code == 401, r.text
+            v.cache.clear()  # cold: the holder's secret goes through the throttle and argon2
+            async with client_from() as holder:
+                assert (await me(holder, key.id, key.secret_plain)).status_code == 200
+        finally:
+            v.throttle.max_delay = saved
 
     async def test_per_address_429_before_any_lookup(self, app: FastAPI, admin: AuthPIAdmin, org: OrgRef,
                                                      client_from: Callable[..., httpx.AsyncClient]):
@@ -276,7 +290,7 @@ class TestThrottling:
         address = fresh_address()
         async with client_from(address) as c:
             assert (await me(c, key.id, key.secret_plain)).status_code == 200
-            limit = verifier(app).settings.auth_fail_limit
+            limit = verifier(app).throttle.address_limit
             for i in range(limit):
                 assert_401(await me(c, f"key_01jzzzzzzzzzzzzzzzzzzzz{i:03d}", "sk_x"))
             lookups = verifier(app).stats["cold"]
@@ -361,7 +375,7 @@ class TestCache:
         v = verifier(app)
         assert v.live()
         assert len(v.cache) > 0
-        pid = await v._listener_conn.fetchval("SELECT pg_backend_pid()")
+        pid = await v.hub._conn.fetchval("SELECT pg_backend_pid()")
         await pg.execute("SELECT pg_terminate_backend($1)", pid)
         for _ in range(100):
             if not v.live():
@@ -385,7 +399,7 @@ class TestCache:
         key = await org_key(admin, org)
         assert (await me(anon, key.id, key.secret_plain)).status_code == 200
         v = verifier(app)
-        v.connected = False  # as while the listener reconnects
+        v.hub.connected = False  # as while the listener reconnects
         try:
             hashes, cold = v.argon2.hashes, v.stats["cold"]
             for _ in range(3):
@@ -398,7 +412,7 @@ class TestCache:
             await admin.api_keys.rotate(key.id)
             assert_401(await me(anon, key.id, key.secret_plain))  # the hash changed: argon2, refused
         finally:
-            v.connected = True
+            v.hub.connected = True
             v.cache.clear()
 
 
@@ -431,12 +445,12 @@ class TestRotationGrace:
                 await caller.whoami()
 
 
-class TestFastPath:
+class TestHotRoute:
     async def test_warm_answer_matches_the_normal_stack(self, app: FastAPI, admin: AuthPIAdmin, org: OrgRef,
                                                         anon: httpx.AsyncClient):
         key = await org_key(admin, org)
         cold = await me(anon, key.id, key.secret_plain)  # the normal stack (a miss)
-        warm = await me(anon, key.id, key.secret_plain)  # answered before routing
+        warm = await me(anon, key.id, key.secret_plain)  # from the cache
         assert warm.json() == cold.json()
         assert warm.headers["content-type"] == "application/json"
 
@@ -446,7 +460,7 @@ class TestFastPath:
         saved, v.throttle_delay = v.throttle_delay, 0.3
         try:
             async with client_from() as c:
-                for i in range(v.settings.auth_fail_limit):
+                for i in range(v.throttle.address_limit):
                     assert_401(await me(c, f"key_01jzzzzzzzzzzzzzzzzzzzz{i:03d}", "sk_x"))
                 cold = v.stats["cold"]
                 started = asyncio.get_running_loop().time()

@@ -227,7 +227,7 @@ class TestForgedTokens:
         await _assert_refused_everywhere(client, setup, forged)
 
     async def test_expired(self, client, setup, app) -> None:
-        from app.oidc.cache import runtime
+        from app.oidc.runtime import runtime
         from app.oidc.tokens import sign_access_token
 
         _, payload, _ = await self._claims(client, setup)

@@ -31,10 +31,10 @@ from app.oidc.errors import (
     error_redirect,
     redirect_with,
 )
-from app.oidc.keys import KeySet
 from app.oidc.pages import message_page, session_cookie_name, sign_return
 from app.oidc.runtime import get_runtime, key_set
 from app.session.service import find_by_cookie
+from app.signing_key.cache import KeySet
 
 router = APIRouter()
 SINGLE = ("client_id", "redirect_uri", "response_type", "scope", "state", "nonce", "code_challenge",

@@ -2,53 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from app.oidc.errors import issuer_not_found
-from app.oidc.keys import ID_TOKEN_ALG
 from app.oidc.runtime import key_set
 
 router = APIRouter()
 
-STANDARD_SCOPES = ["openid", "profile", "email", "offline_access"]
-CLAIMS = ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "sid", "email", "email_verified",
-          "name", "given_name", "family_name", "picture", "locale", "updated_at", "org_id",
-          "organizations"]
-CLIENT_AUTH = ["client_secret_basic", "client_secret_post", "none"]
 _CACHE = "public, max-age=60"
-
-
-def discovery_document(issuer_url: str, available_scopes: list[str]) -> dict[str, Any]:
-    return {
-        "issuer": issuer_url,
-        "authorization_endpoint": f"{issuer_url}/authorize",
-        "token_endpoint": f"{issuer_url}/token",
-        "userinfo_endpoint": f"{issuer_url}/userinfo",
-        "jwks_uri": f"{issuer_url}/jwks.json",
-        "revocation_endpoint": f"{issuer_url}/revoke",
-        "introspection_endpoint": f"{issuer_url}/introspect",
-        "end_session_endpoint": f"{issuer_url}/logout",
-        "scopes_supported": STANDARD_SCOPES + [s for s in available_scopes if s not in STANDARD_SCOPES],
-        "response_types_supported": ["code"],
-        "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
-        "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": [ID_TOKEN_ALG],
-        "token_endpoint_auth_methods_supported": CLIENT_AUTH,
-        "revocation_endpoint_auth_methods_supported": CLIENT_AUTH,
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "code_challenge_methods_supported": ["S256"],
-        "prompt_values_supported": ["none", "login"],
-        "claims_supported": CLAIMS,
-        "claims_parameter_supported": False,
-        "request_parameter_supported": False,
-        "request_uri_parameter_supported": False,
-        "authorization_response_iss_parameter_supported": True,
-        "require_pushed_authorization_requests": False,
-    }
 
 
 @router.get("/{issuer_id}/.well-known/openid-configuration", include_in_schema=False)

@@ -1,5 +1,10 @@
 """The hosted sign-in page: GET renders it, POST checks CSRF and the password, throttles failures,
-creates the issuer's login session (its cookie is path-scoped to the issuer) and resumes /authorize."""
+creates the issuer's login session (its cookie is path-scoped to the issuer) and resumes /authorize.
+
+Failures go through the runtime kit's shared throttle (kind `password`, the credential being the
+issuer and the normalised username, known or not), with the client address as the runtime resolves
+it (trusted proxies only): a forged X-Forwarded-For hop neither dodges the throttle nor reaches the
+trail, and a flood on a username from other addresses never locks its holder out."""
 
 from __future__ import annotations
 
@@ -24,17 +29,11 @@ from app.oidc.pages import (
 )
 from app.oidc.runtime import get_runtime, key_set
 from app.session.service import SESSION_TTL_MS, create_login_session
+from app.user.service import authenticate_password
 
 router = APIRouter()
 GENERIC_FAILURE = "The username or password is incorrect."
-
-
-def _client_ip(request: Request) -> str:
-    if request.app.state.settings.trust_proxy_headers:
-        forwarded = request.headers.get("x-forwarded-for")
-        if forwarded:
-            return forwarded.split(",")[0].strip()[:64]
-    return request.client.host if request.client else "unknown"
+PASSWORD = "password"  # the throttle's credential kind
 
 
 async def _issuer_name(request: Request, issuer_id: str) -> str | None:
@@ -90,26 +89,22 @@ async def login_submit(issuer_id: str, request: Request) -> Response:
     username = str(form.get("username") or "")[:320]
     password = str(form.get("password") or "")[:1024]
     rt = get_runtime(request)
-    ip = _client_ip(request)
-    user_key = f"login:{issuer_id}:{username.strip().lower()}"
-    ip_key = f"login-ip:{issuer_id}:{ip}"
-    wait = max(rt.throttle.retry_after(user_key), rt.login_ip_throttle.retry_after(ip_key))
-    if wait:
+    ip = rt.address.of_scope(request.scope)
+    credential = f"{issuer_id}:{username.strip().lower()}"
+    wait = await rt.throttle.admit(PASSWORD, credential, ip)
+    if wait is not None:
         response = _form_page(request, issuer_id, return_to, username=username, status_code=429,
                               error="Too many failed attempts. Try again later.",
                               issuer_name=keys.issuer_name)
         response.headers["Retry-After"] = str(wait)
         return response
-    from app.user.service import authenticate_password
-
     async with request.app.state.db.unit_of_work() as session:
         user = None
         if username and password:
             user = await authenticate_password(session, account_id=keys.account_id, issuer_id=issuer_id,
                                                username=username, password=password)
         if user is None:
-            rt.throttle.fail(user_key)
-            rt.login_ip_throttle.fail(ip_key)
+            await rt.throttle.failed(PASSWORD, credential, ip)
             await record(session, type="user.verification.failed", account_id=keys.account_id,
                          issuer_id=issuer_id, subject={"type": "issuer", "id": issuer_id},
                          data={"method": "password", "reason": "invalid_credentials", "ip": ip},
@@ -117,7 +112,7 @@ async def login_submit(issuer_id: str, request: Request) -> Response:
             failed = True
         else:
             failed = False
-            rt.throttle.reset(user_key)
+            await rt.throttle.succeeded(PASSWORD, credential, ip)
             await record(session, type="user.verification.succeeded", account_id=keys.account_id,
                          issuer_id=issuer_id, user_id=user.id, subject={"type": "user", "id": user.id},
                          data={"method": "password", "ip": ip},

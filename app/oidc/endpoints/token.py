@@ -40,7 +40,7 @@ async def read_form(request: Request) -> Form:
     return Form(pairs)
 
 
-@router.post("/{issuer_id}/token", include_in_schema=False)
+@router.post("/{issuer_id}/token", tags=["oidc"])
 async def token(issuer_id: str, request: Request) -> Response:
     """The token endpoint."""
     keys = await key_set(request, issuer_id)

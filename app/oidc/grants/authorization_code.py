@@ -20,7 +20,7 @@ from app.oidc.claims import load_active_user, organizations
 from app.oidc.client_auth import CachedClient
 from app.oidc.errors import InvalidGrant, InvalidRequest, InvalidTarget, OAuthError, UnauthorizedClient
 from app.oidc.grants.common import Form, IssueContext, issue_user_tokens, revoke_grant, select_org
-from app.oidc.keys import KeySet
+from app.signing_key.cache import KeySet
 
 
 async def exchange(session: AsyncSession, keys: KeySet, server_key: str, client: CachedClient, form: Form

@@ -16,7 +16,7 @@ from app.oidc import tokens
 from app.oidc.client_auth import AgentPrincipal, CachedClient, authenticate_agent_client
 from app.oidc.errors import UnauthorizedClient
 from app.oidc.grants.common import Form, narrow_scopes, requested_scopes
-from app.oidc.keys import KeySet
+from app.signing_key.cache import KeySet
 
 OIDC_ONLY = frozenset({"openid", "profile", "email", "offline_access"})
 AGENT_TOKEN_TTL = 300  # agents' access tokens last 5 minutes (SDK-CONTRACT §4.3)

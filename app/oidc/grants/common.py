@@ -17,7 +17,7 @@ from app.oidc import tokens
 from app.oidc.claims import profile_claims
 from app.oidc.client_auth import CachedClient
 from app.oidc.errors import InvalidRequest, InvalidScope
-from app.oidc.keys import KeySet
+from app.signing_key.cache import KeySet
 
 
 class Form:

@@ -25,7 +25,7 @@ from app.oidc.grants.common import (
     revoke_grant,
     select_org,
 )
-from app.oidc.keys import KeySet
+from app.signing_key.cache import KeySet
 
 
 async def refresh(session: AsyncSession, keys: KeySet, server_key: str, client: CachedClient, form: Form

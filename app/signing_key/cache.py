@@ -1,9 +1,9 @@
-"""Issuer signing keys: generation, encryption at rest, rotation, and the in-process key cache.
+"""The per-process cache of issuers' key sets: signing needs no database round trip.
 
-Every issuer has two active keys: RS256 (ID tokens: the interoperable default every RP supports) and
-ES256 (access tokens: about three times cheaper to sign in Python, published in the same JWKS).
-Private keys are stored encrypted under AUTHPI_SECRET_KEY with the key id as associated data, so a
-ciphertext cannot be swapped between rows.
+Subscribed to the runtime hub: an `issuer:<id>` invalidation (rotation, any change of the issuer)
+forces a reload of that set; a lost listener marks every set stale. A stale set is reloaded on its
+next use, and served as it is when the database cannot be reached (public keys and metadata:
+discovery and JWKS keep answering through an outage).
 """
 
 from __future__ import annotations
@@ -11,74 +11,28 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from joserfc.jwk import ECKey, RSAKey
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.crypto import decrypt, encrypt
-from app.core.ids import new_id, now_ms
+from app.core.crypto import decrypt
+from app.core.ids import now_ms
 from app.models.issuer import Issuer
 from app.models.signing_key import SigningKey
+from app.runtime.hub import Hub, Message, is_unreachable
+from app.runtime.invalidation import TOPIC
+from app.signing_key.service import JoseKey
 
-ID_TOKEN_ALG = "RS256"
-ACCESS_TOKEN_ALG = "ES256"
-SUPPORTED_ALGS = (ID_TOKEN_ALG, ACCESS_TOKEN_ALG)
-# A retired key stays published this long: longer than any token it signed lives (1 h at most).
-RETIRED_PUBLISH_MS = 2 * 3600 * 1000
 # Cached key sets are re-read at least this often, so a rotation made by another replica shows up
 # even without a notification; an unknown `kid` also forces a (rate-limited) reload.
 CACHE_TTL_SECONDS = 30.0
-
-JoseKey = RSAKey | ECKey
-
-
-def _generate(alg: str) -> JoseKey:
-    if alg == "RS256":
-        return RSAKey.generate_key(2048, auto_kid=False)
-    if alg == "ES256":
-        return ECKey.generate_key("P-256", auto_kid=False)
-    raise ValueError(f"unsupported signing algorithm {alg}")
-
-
-def _public_jwk(key: JoseKey, kid: str, alg: str) -> dict[str, Any]:
-    jwk = dict(key.as_dict(private=False))
-    jwk.update({"kid": kid, "alg": alg, "use": "sig"})
-    return jwk
-
-
-async def create_signing_key(session: AsyncSession, server_key: str, issuer: Issuer, alg: str
-                             ) -> SigningKey:
-    # RSA generation takes ~50-100 ms: keep it off the event loop.
-    key = await asyncio.to_thread(_generate, alg)
-    kid = new_id("sk")
-    pem = key.as_pem(private=True)
-    row = SigningKey(
-        id=kid, account_id=issuer.account_id, issuer_id=issuer.id, alg=alg,
-        public_jwk=_public_jwk(key, kid, alg),
-        private_key_encrypted=encrypt(server_key, pem, kid.encode()),
-        status="active", created_at=now_ms())
-    session.add(row)
-    return row
-
-
-async def create_issuer_keys(session: AsyncSession, server_key: str, issuer: Issuer) -> list[SigningKey]:
-    return [await create_signing_key(session, server_key, issuer, alg) for alg in SUPPORTED_ALGS]
-
-
-async def rotate_keys(session: AsyncSession, server_key: str, issuer: Issuer) -> list[SigningKey]:
-    """New active keys; the old ones retire but stay published until their tokens have expired."""
-    now = now_ms()
-    await session.execute(
-        update(SigningKey)
-        .where(SigningKey.issuer_id == issuer.id, SigningKey.account_id == issuer.account_id,
-               SigningKey.status == "active")
-        .values(status="retired", publish_until=now + RETIRED_PUBLISH_MS, updated_at=now))
-    keys = await create_issuer_keys(session, server_key, issuer)
-    await session.flush()
-    return keys
+# (issuer url, the issuer's available scopes) -> the discovery document's bytes (the protocol
+# layer renders it; this package knows nothing of OIDC).
+DiscoveryRenderer = Callable[[str, list[str]], bytes]
 
 
 @dataclass
@@ -106,9 +60,11 @@ def _load_private(server_key: str, row: SigningKey) -> JoseKey:
 class KeyStore:
     """Per-process cache of issuers' key sets (signing needs no database round trip)."""
 
-    def __init__(self, server_key: str, public_url: str) -> None:
+    def __init__(self, server_key: str, public_url: str, render_discovery: DiscoveryRenderer,
+                 hub: Hub | None = None) -> None:
         self.server_key = server_key
         self.public_url = public_url
+        self.render_discovery = render_discovery
         self._sets: dict[str, KeySet | None] = {}
         self._loaded: dict[str, float] = {}
         self._loading: dict[str, asyncio.Future[KeySet | None]] = {}
@@ -117,6 +73,20 @@ class KeyStore:
         # Bumped by invalidations: a load that started before one must not cache what it read.
         self._epoch = 0
         self._generation: dict[str, int] = {}
+        if hub is not None:
+            hub.subscribe(TOPIC, self._on_message, self.mark_stale)
+
+    def _on_message(self, message: Message) -> None:
+        if message.kind == "issuer":
+            self.invalidate(message.ident)
+        elif message.kind == "account":
+            self.invalidate()
+
+    def mark_stale(self) -> None:
+        """Reload every set on its next use (served as is if the database is unreachable)."""
+        self._epoch += 1
+        self._loading.clear()
+        self._loaded = dict.fromkeys(self._loaded, 0.0)
 
     def invalidate(self, issuer_id: str | None = None) -> None:
         if issuer_id is None:
@@ -142,6 +112,12 @@ class KeyStore:
                 # invalidation, e.g. a rotation, removes the entry and forces a load instead).
                 self._load_once(session_factory, issuer_id)
                 return cached
+            try:
+                return await asyncio.shield(self._load_once(session_factory, issuer_id))
+            except Exception as exc:
+                if cached is not None and is_unreachable(exc):
+                    return cached  # the database is away: public keys and metadata as they were
+                raise
         return await asyncio.shield(self._load_once(session_factory, issuer_id))
 
     def _load_once(self, session_factory: Any, issuer_id: str) -> asyncio.Future[KeySet | None]:
@@ -205,11 +181,9 @@ class KeyStore:
             jwks.append(row.public_jwk)
             if row.status == "active" and row.alg not in signers:
                 signers[row.alg] = (row.id, private)
-        from app.oidc.endpoints.discovery import discovery_document
-
         body = json.dumps({"keys": jwks}, separators=(",", ":")).encode()
         issuer_url = f"{self.public_url}/{issuer_id}"
-        discovery = json.dumps(discovery_document(issuer_url, issuer.available_scopes or [])).encode()
+        discovery = self.render_discovery(issuer_url, list(issuer.available_scopes or []))
         return KeySet(issuer_id=issuer_id, account_id=issuer.account_id, signers=signers,
                       verifiers=verifiers, jwks_body=body, discovery_body=discovery,
                       issuer_url=issuer_url, issuer_name=issuer.name)
