@@ -118,7 +118,8 @@ class TestForgedForwardedFor:
         assert ok.status_code == 302
         failed = (await admin.events.list(event_types="user.verification.failed")).data
         succeeded = (await admin.events.list(event_types="user.verification.succeeded")).data
-        assert len(failed) == 3 and len(succeeded) == 1
+        assert len(failed) == 3
+        assert len(succeeded) == 1
         assert {e.data["ip"] for e in failed + succeeded} == {client}
         rows = await pg.fetch("SELECT data::text, auth::text FROM events WHERE issuer_id = $1",
                               setup.issuer_id)
