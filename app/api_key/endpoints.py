@@ -9,6 +9,8 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.account.schemas import AUTHPI_ISSUER_ID
+from app.account.service import get_account
 from app.api_key import service
 from app.api_key.schemas import (
     CreateApiKey,
@@ -86,7 +88,6 @@ async def _key_for(session: AsyncSession, request: Request, account_id: str, key
 
 
 async def _account_org_id(session: AsyncSession, account_id: str) -> str:
-    from app.account.service import get_account
 
     return (await get_account(session, account_id)).org_id
 
@@ -117,7 +118,6 @@ async def create_api_key(
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Create an account API key; its secret is in this response only."""
-    from app.account.schemas import AUTHPI_ISSUER_ID
 
     key, secret = await service.create_account_key(
         session, account_id=account_id, account_org_id=await _account_org_id(session, account_id),

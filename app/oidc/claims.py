@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.membership.service import organizations_claim
 from app.models.user import User
 
 
@@ -20,7 +21,6 @@ async def load_active_user(session: AsyncSession, account_id: str, issuer_id: st
 async def organizations(session: AsyncSession, account_id: str, issuer_id: str, user_id: str
                         ) -> list[dict[str, Any]]:
     """Active memberships of active organizations, each with effective scopes (membership service)."""
-    from app.membership.service import organizations_claim
 
     return await organizations_claim(session, account_id=account_id, issuer_id=issuer_id, user_id=user_id)
 

@@ -7,6 +7,7 @@ import json
 import logging
 from typing import Any
 
+from app.events.batcher import event_row
 from app.events.service import record
 
 log = logging.getLogger("authpi.oidc")
@@ -22,7 +23,6 @@ def metered_occurrence(app: Any, holder: Any, data: dict[str, Any], **kwargs: An
         return
     template = getattr(holder, "event_template", None)
     if template is None:
-        from app.events.batcher import event_row
 
         template = event_row(data={}, **kwargs)
         holder.event_template = template

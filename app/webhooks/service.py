@@ -20,7 +20,7 @@ from app.models.webhook import Webhook
 from app.models.webhook_delivery import WebhookDelivery
 from app.models.webhook_delivery_attempt import WebhookDeliveryAttempt
 from app.webhooks import signing
-from app.webhooks.delivery import AttemptResult, Sender, attempt, seal_secret
+from app.webhooks.delivery import AttemptResult, Sender, attempt, retry_delay_ms, seal_secret
 from app.webhooks.schemas import (
     CircuitBreakerPolicy,
     RedeliverFailed,
@@ -214,7 +214,6 @@ def list_deliveries_stmt(webhook: Webhook, *, event_type: str | None, status: st
 def apply_result(delivery: WebhookDelivery, result: AttemptResult, *, policy: dict[str, Any],
                  manual: bool, retry_delay: int | None) -> WebhookDeliveryAttempt:
     """Record one attempt on the delivery; returns the attempt row to add."""
-    from app.webhooks.delivery import retry_delay_ms
 
     delivery.attempt_count += 1
     if manual:

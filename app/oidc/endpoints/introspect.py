@@ -18,6 +18,7 @@ from app.oidc.errors import NO_STORE, InvalidRequest, OAuthError, issuer_not_fou
 from app.oidc.runtime import key_set
 from app.oidc.tokens import TokenInvalid
 from app.oidc.verify import verify_access_token
+from app.user.tokens import verify_personal_token
 
 router = APIRouter()
 INACTIVE: dict[str, Any] = {"active": False}
@@ -57,7 +58,6 @@ async def introspect_token(app: Any, issuer_id: str, token: str) -> dict[str, An
 
 async def _personal_token(app: Any, issuer_id: str, token: str) -> dict[str, Any]:
     """A user's personal access token (verified by the user-tokens package)."""
-    from app.user.tokens import verify_personal_token
 
     async with app.state.db.sessionmaker() as session:
         principal = await verify_personal_token(session, token, server_key=app.state.secret_key)

@@ -15,6 +15,7 @@ from fastapi import Request
 from app.oidc import tokens
 from app.oidc.client_auth import AgentPrincipal, CachedClient, authenticate_agent_client
 from app.oidc.errors import UnauthorizedClient
+from app.oidc.events import metered
 from app.oidc.grants.common import Form, narrow_scopes, requested_scopes
 from app.signing_key.cache import KeySet
 
@@ -57,7 +58,6 @@ def issue_agent(keys: KeySet, agent: AgentPrincipal, form: Form) -> tuple[dict[s
 async def agent_token(request: Request, keys: KeySet, creds: tuple[str, str | None, bool],
                       form: Form) -> dict[str, Any]:
     """The whole agent path of the grant: authenticate, mint, and meter `machine.token.issued`."""
-    from app.oidc.events import metered
 
     agent = await authenticate_agent_client(request, keys.issuer_id, keys.account_id, creds)
     body, claims = issue_agent(keys, agent, form)
