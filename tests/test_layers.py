@@ -35,7 +35,8 @@ def read_graph() -> tuple[dict[str, set[str]], list[tuple[str, int, str]]]:
         is_package = path.name == "__init__.py"
         targets: set[str] = set()
         functions = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
-        inside = {id(i) for f in functions for i in ast.walk(f) if isinstance(i, (ast.Import, ast.ImportFrom))}
+        inside = {id(i) for f in functions for i in ast.walk(f)
+                  if isinstance(i, (ast.Import, ast.ImportFrom))}
         for node in ast.walk(tree):
             found: list[str] = []
             if isinstance(node, ast.Import):
