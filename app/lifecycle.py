@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import FastAPI
 
 from app.api_key.verification import KeyVerifier
 from app.oidc.lifecycle import start_oidc, stop_oidc
+from app.runtime.hub import Message
+from app.runtime.invalidation import TOPIC
 from app.runtime.kit import RuntimeKit, freeze_startup_objects
 from app.webhooks.lifecycle import start_webhooks, stop_webhooks
 
@@ -20,10 +24,26 @@ async def startup(app: FastAPI) -> None:
     app.state.runtime = kit
     app.state.event_batcher = kit.events
     app.state.db.hub = kit.hub
+    kit.hub.subscribe(TOPIC, _ignore, lambda: _drop_idle_connections(app))
     app.state.key_verifier = KeyVerifier(settings, kit)
     await start_oidc(app)
     await start_webhooks(app)
     await kit.hub.start()
+
+
+def _ignore(_message: Message) -> None:
+    pass
+
+
+def _drop_idle_connections(app: FastAPI) -> None:
+    """The listener was lost or is back: the pooled connections idle since may be dead (a database
+    restart, a cut network). Close them so the next requests open fresh ones instead of failing."""
+    task = asyncio.ensure_future(app.state.db.engine.dispose())
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+_background: set[asyncio.Future[None]] = set()
 
 
 async def shutdown(app: FastAPI) -> None:
