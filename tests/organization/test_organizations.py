@@ -162,7 +162,7 @@ class TestUpdateOrganization:
         org = await admin.issuer(issuer_id).organizations.create({"name": "x"})
         conn = await asyncpg.connect(database_url.replace("postgresql+asyncpg", "postgresql"))
         notes: list[str] = []
-        await conn.add_listener("authpi_key_invalidation", lambda *a: notes.append(a[3]))
+        await conn.add_listener("authpi_invalidation", lambda *a: notes.append(a[3]))
         try:
             suspended = await admin.issuer(issuer_id).organizations.update(
                 org.id, {"status": "suspended", "status_reason": "unpaid"})
