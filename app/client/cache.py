@@ -17,8 +17,9 @@ from sqlalchemy import select
 
 from app.models.client import Client
 from app.models.issuer import Issuer
-from app.runtime.hub import Hub, Message
-from app.runtime.invalidation import TOPIC
+from app.runtime.hub import Hub
+from app.runtime.invalidation import subscribe
+from app.runtime.singleflight import SingleFlight
 
 CLIENT_TTL_SECONDS = 60.0
 
@@ -71,24 +72,17 @@ class ClientCache:
     def __init__(self, hub: Hub | None = None) -> None:
         self._clients: dict[str, CachedClient | None] = {}
         self._neg: dict[str, float] = {}
-        self._loading: dict[str, asyncio.Future[CachedClient | None]] = {}
+        self._loading: SingleFlight[CachedClient | None] = SingleFlight()
         self._epoch = 0
         self._generation: dict[str, int] = {}
         if hub is not None:
-            hub.subscribe(TOPIC, self._on_message, self.clear)
-
-    def _on_message(self, message: Message) -> None:
-        if message.kind == "client":
-            self.invalidate(message.ident)
-        elif message.kind == "issuer":
-            self.invalidate_issuer(message.ident)
-        elif message.kind == "account":
-            self.clear()
+            subscribe(hub, {"client": self.invalidate, "issuer": self.invalidate_issuer,
+                            "account": lambda _account: self.clear()}, self.clear)
 
     def invalidate(self, client_id: str) -> None:
         self._generation[client_id] = self._generation.get(client_id, 0) + 1
         self._clients.pop(client_id, None)
-        self._loading.pop(client_id, None)
+        self._loading.forget(client_id)
 
     def invalidate_issuer(self, issuer_id: str) -> None:
         for cid, c in list(self._clients.items()):
@@ -112,18 +106,7 @@ class ClientCache:
                 return cached if cached.issuer_id == issuer_id else None
             if cached is None and now - self._neg.get(client_id, 0.0) < 5.0:
                 return None
-        pending = self._loading.get(client_id)
-        if pending is None:
-            pending = asyncio.ensure_future(self._load(session_factory, client_id))
-            self._loading[client_id] = pending
-
-            def done(future: asyncio.Future[CachedClient | None]) -> None:
-                if self._loading.get(client_id) is future:
-                    self._loading.pop(client_id, None)
-                if not future.cancelled():
-                    future.exception()
-
-            pending.add_done_callback(done)
+        pending = self._loading.run(client_id, lambda: self._load(session_factory, client_id))
         loaded = await asyncio.shield(pending)
         return loaded if loaded is not None and loaded.issuer_id == issuer_id else None
 

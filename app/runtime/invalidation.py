@@ -16,15 +16,28 @@ only NOTIFYs.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.runtime.hub import Hub, Message
+from app.runtime.hub import Hub, Message, OnResync
 
 TOPIC = "authpi_invalidation"
 KINDS = ("key", "org", "issuer", "account", "client")
 ECHO_WAIT_SECONDS = 0.5
+
+
+def subscribe(hub: Hub, handlers: dict[str, Callable[[str], None]], resync: OnResync) -> None:
+    """Route this topic's messages by kind to `handlers` (kind -> handler(ident)); kinds without a
+    handler are ignored. `resync` runs when the listener was lost and when it is back."""
+
+    def on_message(message: Message) -> None:
+        handler = handlers.get(message.kind)
+        if handler is not None:
+            handler(message.ident)
+
+    hub.subscribe(TOPIC, on_message, resync)
 
 
 async def publish(session: AsyncSession, kind: str, ident: str) -> None:

@@ -23,8 +23,9 @@ from app.core.crypto import decrypt
 from app.core.ids import now_ms
 from app.models.issuer import Issuer
 from app.models.signing_key import SigningKey
-from app.runtime.hub import Hub, Message, is_unreachable
-from app.runtime.invalidation import TOPIC
+from app.runtime.hub import Hub, is_unreachable
+from app.runtime.invalidation import subscribe
+from app.runtime.singleflight import SingleFlight
 from app.signing_key.service import JoseKey
 
 # Cached key sets are re-read at least this often, so a rotation made by another replica shows up
@@ -67,20 +68,15 @@ class KeyStore:
         self.render_discovery = render_discovery
         self._sets: dict[str, KeySet | None] = {}
         self._loaded: dict[str, float] = {}
-        self._loading: dict[str, asyncio.Future[KeySet | None]] = {}
+        self._loading: SingleFlight[KeySet | None] = SingleFlight()
         # Decrypted keys by kid: a reload re-reads the rows but never re-decrypts a known key.
         self._private: dict[str, JoseKey] = {}
         # Bumped by invalidations: a load that started before one must not cache what it read.
         self._epoch = 0
         self._generation: dict[str, int] = {}
         if hub is not None:
-            hub.subscribe(TOPIC, self._on_message, self.mark_stale)
-
-    def _on_message(self, message: Message) -> None:
-        if message.kind == "issuer":
-            self.invalidate(message.ident)
-        elif message.kind == "account":
-            self.invalidate()
+            subscribe(hub, {"issuer": self.invalidate, "account": lambda _account: self.invalidate()},
+                      self.mark_stale)
 
     def mark_stale(self) -> None:
         """Reload every set on its next use (served as is if the database is unreachable)."""
@@ -96,7 +92,7 @@ class KeyStore:
         else:
             self._generation[issuer_id] = self._generation.get(issuer_id, 0) + 1
             self._sets.pop(issuer_id, None)
-            self._loading.pop(issuer_id, None)
+            self._loading.forget(issuer_id)
 
     async def get(self, session_factory: Any, issuer_id: str) -> KeySet | None:
         """The issuer's key set, or None when the issuer does not exist or does not serve."""
@@ -122,18 +118,7 @@ class KeyStore:
 
     def _load_once(self, session_factory: Any, issuer_id: str) -> asyncio.Future[KeySet | None]:
         """Single flight: concurrent requests share one load per issuer."""
-        pending = self._loading.get(issuer_id)
-        if pending is None:
-            pending = asyncio.ensure_future(self._load_and_store(session_factory, issuer_id))
-            self._loading[issuer_id] = pending
-
-            def done(future: asyncio.Future[KeySet | None]) -> None:
-                if self._loading.get(issuer_id) is future:
-                    self._loading.pop(issuer_id, None)
-                if not future.cancelled():
-                    future.exception()  # a failed background refresh is retried by the next request
-
-            pending.add_done_callback(done)
+        pending = self._loading.run(issuer_id, lambda: self._load_and_store(session_factory, issuer_id))
         return pending
 
     async def _load_and_store(self, session_factory: Any, issuer_id: str) -> KeySet | None:

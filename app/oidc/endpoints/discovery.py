@@ -13,14 +13,19 @@ router = APIRouter()
 _CACHE = "public, max-age=60"
 
 
-@router.get("/{issuer_id}/.well-known/openid-configuration", include_in_schema=False)
-async def openid_configuration(issuer_id: str, request: Request) -> Response:
-    """The issuer's OpenID Provider metadata."""
+async def _published(request: Request, issuer_id: str, body: str, media_type: str) -> Response:
+    """One of the issuer's pre-rendered public documents (from the key-set cache)."""
     keys = await key_set(request, issuer_id)
     if keys is None:
         return issuer_not_found()
-    return Response(keys.discovery_body, media_type="application/json",
+    return Response(getattr(keys, body), media_type=media_type,
                     headers={"Cache-Control": _CACHE, "Access-Control-Allow-Origin": "*"})
+
+
+@router.get("/{issuer_id}/.well-known/openid-configuration", include_in_schema=False)
+async def openid_configuration(issuer_id: str, request: Request) -> Response:
+    """The issuer's OpenID Provider metadata."""
+    return await _published(request, issuer_id, "discovery_body", "application/json")
 
 
 @router.get("/{issuer_id}/.well-known/oauth-authorization-server", include_in_schema=False)
@@ -32,8 +37,4 @@ async def oauth_metadata(issuer_id: str, request: Request) -> Response:
 @router.get("/{issuer_id}/jwks.json", include_in_schema=False)
 async def jwks(issuer_id: str, request: Request) -> Response:
     """The issuer's public keys, including retired ones whose tokens may still be live."""
-    keys = await key_set(request, issuer_id)
-    if keys is None:
-        return issuer_not_found()
-    return Response(keys.jwks_body, media_type="application/jwk-set+json",
-                    headers={"Cache-Control": _CACHE, "Access-Control-Allow-Origin": "*"})
+    return await _published(request, issuer_id, "jwks_body", "application/jwk-set+json")
