@@ -17,7 +17,8 @@ counters:
 
 So a correct secret or password from an address that has not been failing is never refused for
 someone else's failures: knowing a key id or a username does not let anyone lock its holder out.
-A success clears its (credential, address) counter and the credential's delay.
+A success clears its (credential, address) counter and the credential's delay (call `admit`
+first: a success whose admission saw no failure has nothing to clear and costs no round trip).
 
 API
 ---
@@ -152,6 +153,9 @@ class FailureThrottle:
         self.max_memo = max_memo
         # counter -> ms when its refusal ends (refusals only grow within a window).
         self._refused: dict[str, int] = {}
+        # (credential, address) pairs whose admission saw failures: a success has something to
+        # clear (a success without failures before it costs no round trip).
+        self._dirty: set[tuple[str, str, str]] = set()
 
     @staticmethod
     def _counters(kind: str, credential: str | None, address: str) -> tuple[str | None, str, str | None]:
@@ -201,6 +205,10 @@ class FailureThrottle:
             if failures >= limit and ends > now:
                 self._remember(counter, ends)
                 return self._seconds(ends, now)
+        if credential is not None and (pair in counts or cred in counts):
+            if len(self._dirty) >= self.max_memo:
+                self._dirty.clear()
+            self._dirty.add((kind, credential, address))
         if cred is not None:
             delay = self.delay_for(counts.get(cred, (0, 0))[0])
             if delay > 0:
@@ -214,6 +222,10 @@ class FailureThrottle:
         counters = [c for c in (pair, addr, cred) if c is not None]
         now = now_ms()
         counts = await self.store.incr(counters, now, self.window_ms)
+        if credential is not None:
+            if len(self._dirty) >= self.max_memo:
+                self._dirty.clear()
+            self._dirty.add((kind, credential, address))
         if pair is not None and counts[pair][0] >= self.limit:
             self._remember(pair, counts[pair][1])
         if counts[addr][0] >= self.address_limit:
@@ -224,6 +236,9 @@ class FailureThrottle:
         """The secret checked out: this address's failures on it and its delay are forgotten."""
         pair, _addr, cred = self._counters(kind, credential, address)
         counters = [c for c in (pair, cred) if c is not None]
+        if (kind, credential, address) not in self._dirty:
+            return  # its admission saw no failure to forget
+        self._dirty.discard((kind, credential, address))
         for c in counters:
             self._refused.pop(c, None)
         await self.store.clear(counters)
