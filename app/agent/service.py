@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agent.schemas import CAIP10, AgentCreate, AgentUpdate, VerifierCreate
 from app.core.auth import Principal
-from app.core.crypto import generate_secret, hash_secret, secret_hint, verify_secret
+from app.core.crypto import SecretCheck, check_in_thread, generate_secret, hash_secret, secret_hint
 from app.core.errors import Conflict, NotFound
 from app.core.ids import new_id, now_ms
 from app.core.pagination import PageParams, paginate
@@ -192,7 +192,7 @@ async def delete_verifier(session: AsyncSession, agent: Agent, row: AgentVerifie
 
 
 async def authenticate_agent(session: AsyncSession, *, issuer_id: str, agent_id: str,
-                             secret: str) -> Agent | None:
+                             secret: str, check: SecretCheck = check_in_thread) -> Agent | None:
     """The active agent whose active secret verifier matches `secret`, else None.
 
     Unknown agents and agents without secrets still cost one argon2 verification (against a dummy
@@ -208,10 +208,10 @@ async def authenticate_agent(session: AsyncSession, *, issuer_id: str, agent_id:
             AgentVerifier.type == "secret", AgentVerifier.status == "active")))
     candidate = secret[:512]
     if not verifiers:
-        await asyncio.to_thread(verify_secret, None, candidate)  # uniform timing
+        await check(None, candidate)  # uniform timing
         return None
     for v in verifiers:
-        if await asyncio.to_thread(verify_secret, v.secret_hash, candidate):
+        if await check(v.secret_hash, candidate):
             v.usage_count += 1
             v.last_used_at = now_ms()
             await session.flush()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import os
 import secrets
+from collections.abc import Awaitable, Callable
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -39,6 +41,15 @@ def verify_secret(stored_hash: str | None, secret: str) -> bool:
         return _hasher.verify(stored_hash or DUMMY_HASH, secret) and stored_hash is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
+
+
+# An async argon2id check, (stored hash or None, secret) -> matches: the runtime's argon2 gate in the
+# server (app.runtime.argon2), a plain thread by default.
+SecretCheck = Callable[[str | None, str], Awaitable[bool]]
+
+
+async def check_in_thread(stored_hash: str | None, secret: str) -> bool:
+    return await asyncio.to_thread(verify_secret, stored_hash, secret)
 
 
 def hmac_sha256(key: str, value: str) -> str:

@@ -50,8 +50,9 @@ class IdempotencyMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in ("POST", "PATCH"):
-            await self.app(scope, receive, send)
+        if (scope["type"] != "http" or scope["method"] not in ("POST", "PATCH")
+                or not scope["path"].startswith("/v1/")):
+            await self.app(scope, receive, send)  # e.g. POST /{issuer}/token: nothing to decode
             return
         headers = {k.decode().lower(): v.decode("latin-1") for k, v in scope["headers"]}
         key = headers.get("idempotency-key")

@@ -177,7 +177,8 @@ async def authenticate_agent_client(request: Request, issuer_id: str, account_id
         raise _throttled(retry)
     # One transaction: a successful verification counts the verifier's use.
     async with request.app.state.db.unit_of_work() as session:
-        agent = await authenticate_agent(session, issuer_id=issuer_id, agent_id=agent_id, secret=secret)
+        agent = await authenticate_agent(session, issuer_id=issuer_id, agent_id=agent_id, secret=secret,
+                                         check=lambda stored, given: _check_secret(rt, stored, given))
         principal = None if agent is None or agent.account_id != account_id else AgentPrincipal(
             id=agent.id, account_id=agent.account_id, issuer_id=agent.issuer_id,
             scopes=[s for s in (agent.scopes or []) if isinstance(s, str)])

@@ -21,16 +21,17 @@ from collections.abc import Callable
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.runtime.hub import Hub, Message, OnResync
+from app.runtime.hub import Hub, Message, OnMessage, OnResync
 
 TOPIC = "authpi_invalidation"
 KINDS = ("key", "org", "issuer", "account", "client")
 ECHO_WAIT_SECONDS = 0.5
 
 
-def subscribe(hub: Hub, handlers: dict[str, Callable[[str], None]], resync: OnResync) -> None:
+def subscribe(hub: Hub, handlers: dict[str, Callable[[str], None]], resync: OnResync) -> OnMessage:
     """Route this topic's messages by kind to `handlers` (kind -> handler(ident)); kinds without a
-    handler are ignored. `resync` runs when the listener was lost and when it is back."""
+    handler are ignored. `resync` runs when the listener was lost and when it is back. Returns the
+    subscription's callback (for `hub.unsubscribe`)."""
 
     def on_message(message: Message) -> None:
         handler = handlers.get(message.kind)
@@ -38,6 +39,7 @@ def subscribe(hub: Hub, handlers: dict[str, Callable[[str], None]], resync: OnRe
             handler(message.ident)
 
     hub.subscribe(TOPIC, on_message, resync)
+    return on_message
 
 
 async def publish(session: AsyncSession, kind: str, ident: str) -> None:

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.auth import Principal
-from app.core.crypto import DUMMY_HASH, hash_secret, verify_secret
+from app.core.crypto import DUMMY_HASH, SecretCheck, check_in_thread, hash_secret
 from app.core.errors import Conflict, NotFound, ValidationFailed
 from app.core.ids import new_id, now_ms
 from app.core.pagination import PageParams, paginate
@@ -229,7 +229,8 @@ async def remove_password(session: AsyncSession, user: User, auth: Principal) ->
 
 
 async def authenticate_password(session: AsyncSession, *, account_id: str, issuer_id: str,
-                                username: str, password: str) -> User | None:
+                                username: str, password: str, check: SecretCheck = check_in_thread
+                                ) -> User | None:
     """The active user whose password matches, else None.
 
     Unknown usernames and users without a password are checked against a dummy hash, so the time
@@ -240,7 +241,7 @@ async def authenticate_password(session: AsyncSession, *, account_id: str, issue
                            User.username_normalized == normalize_username(username),
                            User.status != "deleted"))
     stored = user.password_hash if user is not None else None
-    ok = await asyncio.to_thread(verify_secret, stored or DUMMY_HASH, password[:256])
+    ok = await check(stored or DUMMY_HASH, password[:256])
     if not ok or user is None or stored is None or user.status != "active":
         return None
     return user

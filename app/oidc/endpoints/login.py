@@ -28,6 +28,7 @@ from app.oidc.pages import (
     set_cookie,
 )
 from app.oidc.runtime import get_runtime, key_set
+from app.runtime.argon2 import Saturated
 from app.session.service import SESSION_TTL_MS, create_login_session
 from app.user.service import authenticate_password
 
@@ -51,6 +52,14 @@ def _form_page(request: Request, issuer_id: str, return_to: str, *, error: str |
                       username=username)
     if fresh:
         set_cookie(response, request, csrf_cookie_name(issuer_id), cookie, issuer_id)
+    return response
+
+
+def _too_many(request: Request, issuer_id: str, return_to: str, username: str, issuer_name: str,
+              retry_after: int) -> Response:
+    response = _form_page(request, issuer_id, return_to, username=username, status_code=429,
+                          error="Too many failed attempts. Try again later.", issuer_name=issuer_name)
+    response.headers["Retry-After"] = str(retry_after)
     return response
 
 
@@ -93,16 +102,17 @@ async def login_submit(issuer_id: str, request: Request) -> Response:
     credential = f"{issuer_id}:{username.strip().lower()}"
     wait = await rt.throttle.admit(PASSWORD, credential, ip)
     if wait is not None:
-        response = _form_page(request, issuer_id, return_to, username=username, status_code=429,
-                              error="Too many failed attempts. Try again later.",
-                              issuer_name=keys.issuer_name)
-        response.headers["Retry-After"] = str(wait)
-        return response
+        return _too_many(request, issuer_id, return_to, username, keys.issuer_name, wait)
     async with request.app.state.db.unit_of_work() as session:
         user = None
         if username and password:
-            user = await authenticate_password(session, account_id=keys.account_id, issuer_id=issuer_id,
-                                               username=username, password=password)
+            try:
+                user = await authenticate_password(session, account_id=keys.account_id,
+                                                   issuer_id=issuer_id, username=username,
+                                                   password=password, check=rt.argon2.verify)
+            except Saturated as busy:
+                return _too_many(request, issuer_id, return_to, username, keys.issuer_name,
+                                 busy.retry_after)
         if user is None:
             await rt.throttle.failed(PASSWORD, credential, ip)
             await record(session, type="user.verification.failed", account_id=keys.account_id,
