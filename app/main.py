@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from app.api import api_router
 from app.api_key import verification
+from app.api_key.endpoints import get_me
 from app.config import Settings, get_settings
 from app.core.auth import CredentialVerifiers
 from app.core.db import Database
@@ -20,6 +23,7 @@ from app.core.limits import RequestLimitsMiddleware
 from app.core.migrations import script_heads
 from app.health.endpoints import router as health_router
 from app.lifecycle import shutdown, startup
+from app.oidc.endpoints.token import token
 from app.oidc.router import oidc_router
 from app.oidc.verify import verify_bearer
 from app.user.tokens import with_personal_tokens
@@ -63,16 +67,27 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     app.include_router(api_router)
     # After /v1 and health: /{issuer_id}/... would otherwise shadow them.
     app.include_router(oidc_router)
-    hot_routes_first(app, [("/v1/me", "GET"), ("/{issuer_id}/token", "POST")])
+    hot_routes_first(app, [("/v1/me", "GET", get_me), ("/{issuer_id}/token", "POST", token)])
     return app
 
 
-def hot_routes_first(app: FastAPI, hot: list[tuple[str, str]]) -> None:
-    """Move the hot paths' routes to the head of the route list: matching a request against ~150
-    routes cost more than a warm `GET /v1/me` itself. They stay ordinary routes (documented in
-    /openapi.json, under the exception handlers and request limits); nothing else they could
-    shadow exists (`/{issuer_id}/token` is POST-only and no /v1 route ends in /token)."""
-    routes = app.router.routes
-    first = [r for r in routes if isinstance(r, APIRoute)
-             and any(r.path == path and method in r.methods for path, method in hot)]
-    app.router.routes[:] = first + [r for r in routes if r not in first]
+def hot_routes_first(app: FastAPI, hot: list[tuple[str, str, Callable[..., Awaitable[Response]]]]
+                     ) -> None:
+    """Serve the hot paths through plain Starlette routes at the head of the route list.
+
+    Matching a request against ~150 routes and solving FastAPI's dependencies cost more than a warm
+    `GET /v1/me` itself. These routes call the very same endpoint functions (the verification
+    exists once, in the verifier), inside the same middleware (request limits) and exception
+    handlers as every route; the FastAPI routes they shadow stay in place, so both stay documented
+    in /openapi.json. Nothing else can be shadowed: `/{issuer_id}/token` is POST-only and no /v1
+    route ends in /token.
+    """
+    app.router.routes[:0] = [Route(path, _plain(endpoint), methods=[method], include_in_schema=False,
+                                   name=f"{endpoint.__name__}_hot") for path, method, endpoint in hot]
+
+
+def _plain(endpoint: Callable[..., Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    """An endpoint taking (path params..., request) as a Starlette endpoint taking the request."""
+    async def call(request: Request) -> Response:
+        return await endpoint(request=request, **request.path_params)
+    return call
