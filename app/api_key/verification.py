@@ -310,8 +310,7 @@ class KeyVerifier:
         self.throttle_delay = settings.auth_throttle_delay_seconds
         self.outage_grace = settings.outage_grace_seconds
         self._mac_key = os.urandom(32)
-        # key id -> window start of its last `api-key.verification.failed` event
-        self.events: Any = kit.events
+        self.events: Any = kit.events  # the metered event batcher
         self.stats = {"warm": 0, "cold": 0, "argon2": 0, "rejected": 0, "outage": 0}
         self._lookups = 0
         self.max_lookups = max(4, settings.hot_path_pool_size * 8)
