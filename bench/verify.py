@@ -414,8 +414,8 @@ def main() -> None:
                   + f"   flood p99 / warm p99 {fg.p99_ms / w.p99_ms:.2f}x")
             print(f"  {'  the flood (wrong secrets, unknown ids)':<36} {fb.requests} requests, "
                   f"{fb.rps:.0f} req/s, non-2xx {fb.non_2xx}")
-        print(" throttles disabled (AUTHPI_AUTH_FAIL_[ADDRESS_]LIMIT=1e9: every wrong secret reaches argon2, every "
-              "unknown id the database)")
+        print(" throttles disabled (AUTHPI_AUTH_FAIL_[ADDRESS_]LIMIT=1e9: every wrong secret reaches "
+              "argon2, every unknown id the database)")
         print(line("warm key", open_warm, rounds[-1][0]))
         print(line("warm key during flood", open_good, rounds[-1][0])
               + f"   flood p99 / warm p99 {open_good.p99_ms / open_warm.p99_ms:.2f}x")
