@@ -58,43 +58,51 @@ _ORGS = """
          AND o.account_id = $5 AND o.status = 'active')) AS groups
 """
 
-# The selected organization (if any) still has the user as an active member.
+# The selected organization (if any) still has the user as an active member. A lateral lookup by
+# (member, organization): an EXISTS under OR may be planned as a hash of every membership of the
+# account, which grows with the tenant.
 _MEMBER_OF = """
-  ({org} IS NULL OR EXISTS (
-     SELECT 1 FROM memberships m JOIN organizations o ON o.id = m.org_id
-      WHERE m.account_id = $5 AND m.issuer_id = $4 AND m.member_id = {user} AND m.org_id = {org}
-        AND m.status = 'active' AND o.account_id = $5 AND o.status = 'active'))
+  LEFT JOIN LATERAL (
+    SELECT true AS ok FROM memberships m JOIN organizations o ON o.id = m.org_id
+     WHERE m.member_id = {user} AND m.org_id = {org} AND m.account_id = $5 AND m.issuer_id = $4
+       AND m.status = 'active' AND o.account_id = $5 AND o.status = 'active'
+     LIMIT 1) member ON true
 """
 
 _USER_COLUMNS = "u.id AS user_id, u.username, u.username_type, u.profile, u.security, " \
                 "u.created_at AS user_created_at, u.updated_at AS user_updated_at"
 
+# Every lookup starts from the presented token's unique HMAC (a MATERIALIZED CTE, so the planner
+# never drives it from a tenant-wide index) and follows primary keys from there.
 # $1 token HMAC, $2 now (ms), $3 client, $4 issuer, $5 account, $6/$7 new token id/HMAC,
 # $8 its lifetime (ms), $9 requested resources (JSON array or NULL), $10 requested scopes (or NULL),
 # $11 event id, $12 event type, $13 event source, $14 event auth, $15 deliverable.
 REFRESH_SQL = f"""
-WITH g AS (
+WITH r AS MATERIALIZED (
+  SELECT id, grant_id, account_id FROM refresh_tokens
+   WHERE token_hash = $1 AND status = 'active' AND expires_at > $2::bigint
+), g AS (
   SELECT g.id, g.user_id, g.session_id, g.scope, g.org_id, g.resources, g.auth_time
-    FROM refresh_tokens r
-    JOIN oidc_grants g ON g.id = r.grant_id AND g.account_id = r.account_id
-   WHERE r.token_hash = $1 AND r.status = 'active' AND r.expires_at > $2::bigint
-     AND g.account_id = $5 AND g.issuer_id = $4 AND g.client_id = $3 AND g.status = 'active'
+    FROM r JOIN oidc_grants g ON g.id = r.grant_id
+   WHERE r.account_id = $5 AND g.account_id = $5 AND g.issuer_id = $4 AND g.client_id = $3
+     AND g.status = 'active'
      AND ($9::jsonb IS NULL OR $9::jsonb <@ g.resources)
      AND ($10::text[] IS NULL OR $10::text[] <@ string_to_array(g.scope, ' '))
      -- a concurrent family revocation (an UPDATE of the grant) waits for this rotation, or wins
      FOR SHARE OF g
 ), u AS (
-  SELECT u.* FROM g JOIN users u ON u.id = g.user_id
+  SELECT u.* FROM g
+    JOIN users u ON u.id = g.user_id
+    LEFT JOIN login_sessions s ON s.id = g.session_id
+    {_MEMBER_OF.format(org="g.org_id", user="g.user_id")}
    WHERE u.account_id = $5 AND u.issuer_id = $4 AND u.status = 'active'
-     AND (g.session_id IS NULL OR EXISTS (
-           SELECT 1 FROM login_sessions s
-            WHERE s.id = g.session_id AND s.account_id = $5 AND s.status = 'active'))
-     AND {_MEMBER_OF.format(org="g.org_id", user="g.user_id")}
+     AND (g.session_id IS NULL OR (s.account_id = $5 AND s.status = 'active'))
+     AND (g.org_id IS NULL OR member.ok)
 ), consumed AS (
-  UPDATE refresh_tokens r SET status = 'rotated', used_at = $2::bigint
-    FROM u
-   WHERE r.token_hash = $1 AND r.status = 'active'
-  RETURNING r.id
+  UPDATE refresh_tokens t SET status = 'rotated', used_at = $2::bigint
+    FROM r, u
+   WHERE t.id = r.id AND t.status = 'active'
+  RETURNING t.id
 ), new_token AS (
   INSERT INTO refresh_tokens (id, token_hash, account_id, grant_id, status, created_at, expires_at)
   SELECT $6, $7, $5, g.id, 'active', $2::bigint, $2::bigint + $8::bigint FROM g, consumed
@@ -127,24 +135,25 @@ SELECT g.id AS grant_id, g.session_id, g.scope AS grant_scope, g.org_id, g.resou
 # verifier, $8 requested resources (JSON array or NULL), $9 new grant id, $10 with a refresh token,
 # $11/$12 its id/HMAC, $13 its lifetime (ms).
 CODE_SQL = f"""
-WITH c AS (
-  SELECT c.id, c.user_id, c.session_id, c.scope, c.nonce, c.org_id, c.resources, c.auth_time
-    FROM authorization_codes c
-    JOIN login_sessions s ON s.id = c.session_id AND s.account_id = c.account_id
-   WHERE c.code_hash = $1 AND c.used_at IS NULL AND c.expires_at > $2::bigint
-     AND c.client_id = $3 AND c.issuer_id = $4 AND c.account_id = $5
-     AND c.redirect_uri = $6 AND c.code_challenge = $7
-     AND ($8::jsonb IS NULL OR $8::jsonb <@ c.resources)
-     AND s.status = 'active' AND s.expires_at > $2::bigint
-     AND {_MEMBER_OF.format(org="c.org_id", user="c.user_id")}
+WITH c AS MATERIALIZED (
+  SELECT id, user_id, session_id, scope, nonce, org_id, resources, auth_time FROM authorization_codes
+   WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2::bigint
+     AND client_id = $3 AND issuer_id = $4 AND account_id = $5
+     AND redirect_uri = $6 AND code_challenge = $7
+     AND ($8::jsonb IS NULL OR $8::jsonb <@ resources)
 ), u AS (
-  SELECT u.* FROM c JOIN users u ON u.id = c.user_id
+  SELECT u.* FROM c
+    JOIN users u ON u.id = c.user_id
+    JOIN login_sessions s ON s.id = c.session_id
+    {_MEMBER_OF.format(org="c.org_id", user="c.user_id")}
    WHERE u.account_id = $5 AND u.issuer_id = $4 AND u.status = 'active'
+     AND s.account_id = $5 AND s.status = 'active' AND s.expires_at > $2::bigint
+     AND (c.org_id IS NULL OR member.ok)
 ), used AS (
-  UPDATE authorization_codes c SET used_at = $2::bigint, grant_id = $9
-    FROM u
-   WHERE c.code_hash = $1 AND c.used_at IS NULL
-  RETURNING c.id
+  UPDATE authorization_codes t SET used_at = $2::bigint, grant_id = $9
+    FROM c, u
+   WHERE t.id = c.id AND t.used_at IS NULL
+  RETURNING t.id
 ), grant_row AS (
   INSERT INTO oidc_grants (id, account_id, issuer_id, client_id, user_id, session_id, scope, org_id,
                            resources, auth_time, status, created_at)
