@@ -14,7 +14,7 @@ from app.events.service import record
 from app.models.oidc import OidcGrant, RefreshToken
 from app.models.user import User
 from app.oidc import tokens
-from app.oidc.claims import profile_claims
+from app.oidc.claims import UserView, profile_claims
 from app.oidc.client_auth import CachedClient
 from app.oidc.errors import InvalidRequest, InvalidScope
 from app.oidc.keys import KeySet
@@ -86,13 +86,25 @@ async def revoke_grant(session: AsyncSession, account_id: str, grant_id: str, re
     return grant
 
 
+@dataclass(slots=True)
+class GrantView:
+    """What minting reads of a grant, without an ORM instance (the one-statement grants)."""
+
+    id: str
+    account_id: str
+    scope: str
+    session_id: str | None
+    org_id: str | None
+    auth_time: int
+
+
 @dataclass
 class IssueContext:
     keys: KeySet
     server_key: str
     client: CachedClient
-    grant: OidcGrant
-    user: User
+    grant: OidcGrant | GrantView
+    user: User | UserView
     orgs: list[dict[str, Any]]
 
 

@@ -26,12 +26,12 @@ import asyncpg
 from app.core.ids import new_id, now_ms
 from app.events.batcher import event_row
 from app.membership.service import build_organizations_claim
-from app.models.oidc import OidcGrant
-from app.models.user import User
 from app.oidc import pkce, tokens
+from app.oidc.claims import UserView
 from app.oidc.client_auth import CachedClient
 from app.oidc.grants.common import (
     Form,
+    GrantView,
     IssueContext,
     mint_user_tokens,
     narrow_scopes,
@@ -182,12 +182,10 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
-def _user(row: asyncpg.Record, account_id: str, issuer_id: str) -> User:
-    # A detached instance: profile_claims reads these attributes and nothing else.
-    return User(id=row["user_id"], account_id=account_id, issuer_id=issuer_id,
-                username=row["username"], username_type=row["username_type"],
-                profile=_json(row["profile"]), security=_json(row["security"]),
-                created_at=row["user_created_at"], updated_at=row["user_updated_at"])
+def _user(row: asyncpg.Record) -> UserView:
+    return UserView(id=row["user_id"], username=row["username"], username_type=row["username_type"],
+                    profile=_json(row["profile"]), security=_json(row["security"]),
+                    created_at=row["user_created_at"], updated_at=row["user_updated_at"])
 
 
 def _orgs(row: asyncpg.Record) -> list[dict[str, Any]]:
@@ -224,13 +222,11 @@ async def refresh(pool: asyncpg.Pool, keys: KeySet, server_key: str, client: Cac
     if row is None:
         return None
     grant_resources = list(_json(row["resources"]))
-    grant = OidcGrant(id=row["grant_id"], account_id=keys.account_id, issuer_id=keys.issuer_id,
-                      client_id=client.id, user_id=row["user_id"], session_id=row["session_id"],
-                      scope=row["grant_scope"], org_id=row["org_id"], resources=grant_resources,
-                      auth_time=row["auth_time"])
+    grant = GrantView(id=row["grant_id"], account_id=keys.account_id, scope=row["grant_scope"],
+                      session_id=row["session_id"], org_id=row["org_id"], auth_time=row["auth_time"])
     scope = " ".join(narrow_scopes(requested, row["grant_scope"].split()))
     ctx = IssueContext(keys=keys, server_key=server_key, client=client, grant=grant,
-                       user=_user(row, keys.account_id, keys.issuer_id), orgs=_orgs(row))
+                       user=_user(row), orgs=_orgs(row))
     body = mint_user_tokens(ctx, nonce=None, resources=resources or grant_resources, scope=scope)
     body["refresh_token"] = new_raw
     return body
@@ -254,12 +250,10 @@ async def exchange(pool: asyncpg.Pool, keys: KeySet, server_key: str, client: Ca
     if row is None:
         return None
     code_resources = list(_json(row["resources"]))
-    grant = OidcGrant(id=grant_id, account_id=keys.account_id, issuer_id=keys.issuer_id,
-                      client_id=client.id, user_id=row["user_id"], session_id=row["session_id"],
-                      scope=row["scope"], org_id=row["org_id"], resources=code_resources,
-                      auth_time=row["auth_time"])
+    grant = GrantView(id=grant_id, account_id=keys.account_id, scope=row["scope"],
+                      session_id=row["session_id"], org_id=row["org_id"], auth_time=row["auth_time"])
     ctx = IssueContext(keys=keys, server_key=server_key, client=client, grant=grant,
-                       user=_user(row, keys.account_id, keys.issuer_id), orgs=_orgs(row))
+                       user=_user(row), orgs=_orgs(row))
     body = mint_user_tokens(ctx, nonce=row["nonce"], resources=resources or code_resources)
     if with_refresh:
         body["refresh_token"] = new_raw
