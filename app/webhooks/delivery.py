@@ -82,7 +82,7 @@ class Sender:
         self.client = Client(allow_private=allow_private, per_origin=self.PER_ORIGIN, ssl_context=ssl_context)
 
     async def aclose(self) -> None:
-        self.client.close()
+        await self.client.aclose()
 
     async def post(self, url: str, headers: dict[str, str], body: bytes) -> AttemptResult:
         started = now_ms()
