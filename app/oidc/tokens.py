@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-import time
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -18,7 +17,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from joserfc import jwt
-from joserfc.errors import JoseError
+from joserfc.errors import ExpiredTokenError, JoseError
+from joserfc.jwt import JWTClaimsRegistry
 
 from app.core.crypto import hmac_sha256
 from app.oidc.keys import ACCESS_TOKEN_ALG, ID_TOKEN_ALG, KeySet
@@ -130,11 +130,25 @@ def verify_jwt(token: str, keys: KeySet, *, typ: str | None, allow_expired: bool
     except (JoseError, ValueError) as exc:
         raise TokenInvalid("bad signature") from exc
     claims = dict(decoded.claims)
-    if claims.get("iss") != keys.issuer_url:
-        raise TokenInvalid("wrong issuer")
-    exp = claims.get("exp")
-    if not isinstance(exp, int):
-        raise TokenInvalid("no expiry")
-    if not allow_expired and exp + LEEWAY < time.time():
-        raise TokenInvalid("expired")
+    registry = _ExpiryNotEnforced if allow_expired else JWTClaimsRegistry
+    try:
+        # iss is this issuer; exp present (and, unless allowed, not past, with LEEWAY seconds of
+        # clock skew); iat and nbf, when present, not in the future.
+        registry(leeway=LEEWAY, iss={"essential": True, "value": keys.issuer_url},
+                 exp={"essential": True}).validate(claims)
+    except ExpiredTokenError as exc:
+        raise TokenInvalid("expired") from exc
+    except (JoseError, ValueError) as exc:
+        raise TokenInvalid(f"invalid claims: {exc}") from exc
     return VerifiedToken(header=dict(decoded.header), claims=claims)
+
+
+class _ExpiryNotEnforced(JWTClaimsRegistry):
+    """For an `id_token_hint` (OIDC RP-initiated logout accepts an expired one): `exp` must still
+    be a NumericDate, but may be past."""
+
+    def validate_exp(self, value: object) -> None:
+        try:
+            super().validate_exp(value)
+        except ExpiredTokenError:
+            pass
