@@ -69,13 +69,19 @@ def _refresh_form(raw: str, **extra: str) -> Form:
 
 
 class TestRefreshInOneStatement:
+    async def test_the_app_serves_them_from_its_token_pool(self, app: FastAPI, pg: asyncpg.Pool) -> None:
+        assert app.state.token_pool is not None
+        names = {r["application_name"] for r in await pg.fetch(
+            "SELECT application_name FROM pg_stat_activity WHERE datname = current_database()")}
+        assert "authpi-token" in names
+
     async def test_rotates_and_writes_what_the_orm_path_writes(
             self, app: FastAPI, client: httpx.AsyncClient, setup, account: AccountCredentials,
             pg: asyncpg.Pool) -> None:
         tokens = await code_tokens(client, setup)
         rt, keys, web = await _keys_and_client(app, setup.issuer_id, setup.web_id)
         before = await _token_row(pg, app, tokens["refresh_token"])
-        body = await hot.refresh(app.state.hot_pool, keys, rt.server_key, web,
+        body = await hot.refresh(app.state.token_pool, keys, rt.server_key, web,
                                  _refresh_form(tokens["refresh_token"], scope="openid profile"))
         assert body is not None
         assert body["scope"] == "openid profile"
@@ -124,11 +130,11 @@ class TestRefreshInOneStatement:
             pg: asyncpg.Pool) -> None:
         tokens = await code_tokens(client, setup)
         rt, keys, web = await _keys_and_client(app, setup.issuer_id, setup.web_id)
-        rotated = await hot.refresh(app.state.hot_pool, keys, rt.server_key, web,
+        rotated = await hot.refresh(app.state.token_pool, keys, rt.server_key, web,
                                     _refresh_form(tokens["refresh_token"]))
         assert rotated is not None
         before = await _snapshot(pg, account.account_id)
-        again = await hot.refresh(app.state.hot_pool, keys, rt.server_key, web,
+        again = await hot.refresh(app.state.token_pool, keys, rt.server_key, web,
                                   _refresh_form(tokens["refresh_token"]))
         assert again is None
         assert await _snapshot(pg, account.account_id) == before
@@ -146,7 +152,7 @@ class TestRefreshInOneStatement:
         tokens = await code_tokens(client, setup)
         rt, keys, web = await _keys_and_client(app, setup.issuer_id, setup.web_id)
         before = await _snapshot(pg, account.account_id)
-        assert await hot.refresh(app.state.hot_pool, keys, rt.server_key, web,
+        assert await hot.refresh(app.state.token_pool, keys, rt.server_key, web,
                                  _refresh_form(tokens["refresh_token"], **extra)) is None
         assert await _snapshot(pg, account.account_id) == before
 
@@ -157,7 +163,7 @@ class TestRefreshInOneStatement:
         rt, keys, web = await _keys_and_client(app, setup.issuer_id, setup.web_id)
         await admin.issuer(setup.issuer_id).users.update(setup.user_id, {"status": "blocked"})
         before = await _snapshot(pg, account.account_id)
-        assert await hot.refresh(app.state.hot_pool, keys, rt.server_key, web,
+        assert await hot.refresh(app.state.token_pool, keys, rt.server_key, web,
                                  _refresh_form(tokens["refresh_token"])) is None
         assert await _snapshot(pg, account.account_id) == before
 
@@ -173,7 +179,7 @@ class TestRefreshInOneStatement:
             other_setup = await make_setup(Admin(api_key=other.basic, base_url=BASE, http_client=http))
         rt, keys, web = await _keys_and_client(app, other_setup.issuer_id, other_setup.web_id)
         before = await _snapshot(pg, account.account_id)
-        assert await hot.refresh(app.state.hot_pool, keys, rt.server_key, web,
+        assert await hot.refresh(app.state.token_pool, keys, rt.server_key, web,
                                  _refresh_form(tokens["refresh_token"])) is None
         assert await _snapshot(pg, account.account_id) == before
 
@@ -202,7 +208,7 @@ class TestCodeInOneStatement:
         rt, keys, web = await _keys_and_client(app, setup.issuer_id, setup.web_id)
         form = Form([("grant_type", "authorization_code"), ("code", code), ("redirect_uri", REDIRECT),
                      ("code_verifier", verifier)])
-        body = await hot.exchange(app.state.hot_pool, keys, rt.server_key, web, form)
+        body = await hot.exchange(app.state.token_pool, keys, rt.server_key, web, form)
         assert body is not None
         assert {"access_token", "id_token", "refresh_token"} <= set(body)
         row = await pg.fetchrow("SELECT used_at, grant_id FROM authorization_codes WHERE code_hash = $1",
@@ -213,7 +219,7 @@ class TestCodeInOneStatement:
         assert tuple(grant) == (setup.user_id, setup.web_id, "active")
         assert (await _token_row(pg, app, body["refresh_token"]))["grant_id"] == row["grant_id"]
         before = await _snapshot(pg, account.account_id)
-        assert await hot.exchange(app.state.hot_pool, keys, rt.server_key, web, form) is None
+        assert await hot.exchange(app.state.token_pool, keys, rt.server_key, web, form) is None
         assert await _snapshot(pg, account.account_id) == before
         # The endpoint's ORM path treats the replay as such: what was issued is revoked.
         r = await client.post(f"/{setup.issuer_id}/token", data={
@@ -232,7 +238,7 @@ class TestCodeInOneStatement:
         values[field] = (hashlib.sha256(b"x").hexdigest() if field == "code_verifier"
                          else "http://localhost:3000/elsewhere")
         before = await _snapshot(pg, account.account_id)
-        assert await hot.exchange(app.state.hot_pool, keys, rt.server_key, web,
+        assert await hot.exchange(app.state.token_pool, keys, rt.server_key, web,
                                   Form([("grant_type", "authorization_code"), *values.items()])) is None
         assert await _snapshot(pg, account.account_id) == before
         r = await client.post(f"/{setup.issuer_id}/token", data={

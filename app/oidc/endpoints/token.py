@@ -73,7 +73,7 @@ async def token(issuer_id: str, request: Request) -> Response:
         code = grant_type == "authorization_code"
         # One statement on the plain pool when everything needed for success holds; otherwise (or
         # without the pool) the ORM path, which decides the exact error and writes what it implies.
-        pool = getattr(request.app.state, "hot_pool", None)
+        pool = getattr(request.app.state, "token_pool", None)
         result = None
         if pool is not None:
             result = await (hot.exchange if code else hot.refresh)(pool, keys, rt.server_key, client, form)

@@ -23,6 +23,7 @@ from typing import Any
 
 import asyncpg
 
+from app.core.db import to_asyncpg_dsn
 from app.core.ids import new_id, now_ms
 from app.events.batcher import event_row
 from app.membership.service import build_organizations_claim
@@ -176,6 +177,22 @@ WITH c AS MATERIALIZED (
 SELECT c.session_id, c.scope, c.nonce, c.org_id, c.resources, c.auth_time, {_USER_COLUMNS}, {_ORGS}
   FROM c, u, used, grant_row
 """
+
+
+async def _keep_session(_conn: asyncpg.Connection) -> None:
+    """Nothing to reset on release: these statements leave no session state (no LISTEN, advisory
+    lock, cursor or SET), so asyncpg's default reset query would only add a round trip per request."""
+
+
+async def open_token_pool(database_url: str, size: int) -> asyncpg.Pool:
+    return await asyncpg.create_pool(
+        to_asyncpg_dsn(database_url), min_size=1, max_size=max(1, size), reset=_keep_session,
+        server_settings={"application_name": "authpi-token"})
+
+
+async def close_token_pool(pool: asyncpg.Pool | None) -> None:
+    if pool is not None:
+        await pool.close()
 
 
 def _json(value: Any) -> Any:
