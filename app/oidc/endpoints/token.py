@@ -71,7 +71,7 @@ async def token(issuer_id: str, request: Request) -> Response:
                                auth={"type": "client", "client_id": client.id})
             return JSONResponse(body, headers=NO_STORE)
         code = grant_type == "authorization_code"
-        # One statement on the plain pool when everything needed for success holds; otherwise (or
+        # One statement on the token pool when everything needed for success holds; otherwise (or
         # without the pool) the ORM path, which decides the exact error and writes what it implies.
         pool = getattr(request.app.state, "token_pool", None)
         result = None

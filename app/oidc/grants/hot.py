@@ -2,11 +2,12 @@
 
 The ORM path (refresh_token.py, authorization_code.py) took about nine round trips per request:
 BEGIN, the locked token and grant, the user and session, the memberships, the groups, the flush
-(token marked, new token, session touched, event), COMMIT. Here one statement, sent on the plain
-asyncpg pool, consumes the presented token or code only when everything needed for success holds,
-writes what success writes (the new refresh token, the grant, the sign-in session's counters and,
-for a refresh, the deliverable `session.token-refreshed` event, all in that statement's
-transaction) and returns what the tokens need. A single statement is its own transaction.
+(token marked, new token, session touched, event), COMMIT. Here one statement, sent on a plain
+asyncpg pool of its own (`AUTHPI_TOKEN_POOL_SIZE`, no reset query on release), consumes the
+presented token or code only when everything needed for success holds, writes what success writes
+(the new refresh token, the grant, the sign-in session's counters and, for a refresh, the
+deliverable `session.token-refreshed` event, all in that statement's transaction) and returns what
+the tokens need. A single statement is its own transaction.
 
 When it consumes nothing (unknown, reused, expired or revoked token; inactive user; ended session;
 a membership gone; a scope or resource outside the grant; PKCE or redirect mismatch) the caller runs
@@ -14,6 +15,9 @@ the ORM path, which decides the exact error and does what a failure does (family
 reuse, `session.compromised`, the code marked used). The two cannot disagree on success: a
 concurrent presentation of the same token waits on this statement's row lock, re-reads the row,
 finds it consumed, and falls through to the reuse handling, as with the ORM path's FOR UPDATE.
+
+The tokens are signed after the commit (their claims come from the statement's answer); a crash in
+between loses that response, as a response lost in transit would.
 """
 
 from __future__ import annotations
