@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     argon2_max_pending: int = 16
     # asyncpg connections of the hot path (cold key lookups, metered event batches).
     hot_path_pool_size: int = 4
+    # asyncpg connections of the token endpoint's one-statement grants (refresh, code redemption):
+    # each request holds one for a single round trip, its commit included.
+    token_pool_size: int = 8
     # Metered events (api-key.verified): minimum gap between two batch COPYs under load (a lone
     # event is written at once; every event within 1 s at most).
     event_batch_interval_seconds: float = 0.05

@@ -1,18 +1,27 @@
 """Token endpoint benchmark, as ratios to a bare FastAPI route measured in the same run.
 
-    python bench/token.py                   # embedded Postgres under .authpi/bench
-    AUTHPI_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres python bench/token.py
+    python bench/oidc_token.py [--json]     # embedded Postgres under .authpi/bench
+    AUTHPI_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres python bench/oidc_token.py
 
-One uvicorn worker per server, driven by `wrk` (apt-get install -y wrk):
+One uvicorn worker per server, driven by `wrk` (apt-get install -y wrk), in interleaved rounds
+(bare, then each case) so every ratio compares runs made side by side on a noisy machine:
 1. bare:               a FastAPI POST route returning a token-shaped JSON body (the baseline);
 2. client_credentials: POST /{issuer}/token with Basic client auth (ES256 JWT access token,
                        `machine.token.issued` batched);
-3. refresh:            refresh_token grant with rotation (each response's refresh token is the next
-                       request's: a database transaction per request, RS256 ID token, ES256 access token);
-4. oidc-provider:      panva's oidc-provider (Node) with one client_credentials client, issuing RS256 JWT
-                       access tokens and opaque ones (`npm ci` in bench/node first; skipped if absent).
+3. refresh_token:      rotation; each response's refresh token is the next request's, 2 chains per
+                       connection, each with its own grant and sign-in session (RS256 ID token,
+                       ES256 access token, `session.token-refreshed` written in the same statement);
+4. authorization_code: redemption of a fresh code per request (PKCE S256, client_secret_post), each
+                       code of its own sign-in session; issues access, ID and refresh tokens;
+5. oidc_provider_jwt / oidc_provider_opaque: panva's oidc-provider (Node) with one
+                       client_credentials client (`npm ci` in bench/node first; skipped if absent).
 
-Options: --duration S (default 8) --connections N (default 32) --rounds N (default 3).
+The chains and codes of each round are copies of rows the server itself wrote through the hosted
+login (a new id, a new token or code and its HMAC, a new session), inserted just before the round.
+
+Options: --duration S (default 8) --connections N (default 32) --rounds N (default 3)
+--json (one JSON object: per case the median ratio to the bare route, every round's ratio, rps,
+p50 and p99 in ms, and p99 as a multiple of the bare route's p99).
 """
 
 from __future__ import annotations
@@ -20,12 +29,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
@@ -122,7 +133,7 @@ def _run(script: str, target: str, duration: int, connections: int, timeout: str
                          capture_output=True, text=True, check=True).stdout
     os.unlink(lua)
     for text in out.splitlines():
-        if text.startswith("refresh error"):
+        if text.startswith(("refresh error", "code error")):
             print(text[:300], file=sys.stderr)
     return parse_wrk(out)
 
@@ -131,7 +142,36 @@ def basic(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
-async def make_fixtures(url: str, server: str, count: int) -> dict:
+def wrk_code(url: str, path: str, codes: list[str], verifier: str, client_id: str, secret: str,
+             duration: int, connections: int) -> Result:
+    """A fresh code per request (PKCE verifier and redirect_uri as the authorization asked)."""
+    listed = ", ".join(f'"{c}"' for c in codes)
+    redirect = REDIRECT.replace(":", "%3A").replace("/", "%2F")
+    script = f"""
+local codes = {{ {listed} }}
+local i = 0
+request = function()
+  i = i + 1
+  local c = codes[i] or "exhausted"
+  local body = "grant_type=authorization_code&client_id={client_id}&client_secret={secret}" ..
+    "&redirect_uri={redirect}&code_verifier={verifier}&code=" .. c
+  return wrk.format("POST", "{path}", {{["Content-Type"] = "application/x-www-form-urlencoded"}}, body)
+end
+local reported = 0
+response = function(status, headers, body)
+  if status ~= 200 and reported < 5 then
+    reported = reported + 1
+    io.write("code error " .. status .. " " .. body .. "\\n")
+  end
+end
+"""
+    return _run(script, url + path, duration, connections)
+
+
+async def make_fixtures(url: str, server: str) -> dict:
+    """Account, issuer, clients and user through the API; then one real code flow, whose rows (the
+    sign-in session, the grant, its refresh token, and an unredeemed code) are the templates that
+    `clone_chains` and `clone_codes` copy."""
     from app.account.service import create_account
     from app.core.db import Database
 
@@ -155,31 +195,116 @@ async def make_fixtures(url: str, server: str, count: int) -> dict:
         user = await admin.post(f"{i}/users", json={"username_type": "email", "username": "bench@example.com",
                                                     "password": PASSWORD})
         assert user.status_code in (200, 201), user.text
-    sys.path.insert(0, str(HERE.parent))
     from tests.oidc.helpers import form_fields, pkce_pair
 
-    tokens = []
-    # One login session per chain, as with real users (a shared session row would serialise them).
-    for _ in range(count):
-        async with httpx.AsyncClient(timeout=30) as browser:
-            verifier, challenge = pkce_pair()
-            r = await browser.get(f"{server}/{issuer['id']}/authorize?" + urlencode({
-                "client_id": web["id"], "redirect_uri": REDIRECT, "response_type": "code", "scope": "openid",
-                "code_challenge": challenge, "code_challenge_method": "S256", "state": "s"}))
-            if "/login?" in r.headers["location"]:
-                login = urljoin(server, r.headers["location"])
-                page = await browser.get(login)
-                r = await browser.post(login.split("?")[0], data={**form_fields(page.text),
-                                                                  "username": "bench@example.com",
-                                                                  "password": PASSWORD})
-                r = await browser.get(urljoin(server, r.headers["location"]))
-            code = parse_qs(urlsplit(r.headers["location"]).query)["code"][0]
-            t = await browser.post(f"{server}/{issuer['id']}/token", data={
-                "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
-                "code_verifier": verifier, "client_id": web["id"], "client_secret": web["secret"]})
-            tokens.append(t.json()["refresh_token"])
+    async def authorize(browser: httpx.AsyncClient, challenge: str) -> str:
+        r = await browser.get(f"{server}/{issuer['id']}/authorize?" + urlencode({
+            "client_id": web["id"], "redirect_uri": REDIRECT, "response_type": "code",
+            "scope": "openid profile", "code_challenge": challenge, "code_challenge_method": "S256",
+            "state": "s"}))
+        if "/login?" in r.headers["location"]:
+            login = urljoin(server, r.headers["location"])
+            page = await browser.get(login)
+            r = await browser.post(login.split("?")[0], data={**form_fields(page.text),
+                                                              "username": "bench@example.com",
+                                                              "password": PASSWORD})
+            r = await browser.get(urljoin(server, r.headers["location"]))
+        return parse_qs(urlsplit(r.headers["location"]).query)["code"][0]
+
+    verifier, challenge = pkce_pair()
+    async with httpx.AsyncClient(timeout=30) as browser:
+        code = await authorize(browser, challenge)
+        t = await browser.post(f"{server}/{issuer['id']}/token", data={
+            "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+            "code_verifier": verifier, "client_id": web["id"], "client_secret": web["secret"]})
+        assert t.status_code == 200, t.text
+        spare_code = await authorize(browser, challenge)
     return {"issuer": issuer["id"], "m2m": (m2m["id"], m2m["secret"]), "web": (web["id"], web["secret"]),
-            "tokens": tokens}
+            "refresh_template": t.json()["refresh_token"], "code_template": spare_code, "verifier": verifier}
+
+
+def _hmac(kind: str, token: str) -> str:
+    from app.core.crypto import hmac_sha256
+
+    return hmac_sha256(_verify.SERVER_KEY, f"{kind}:{token}")
+
+
+async def _template(conn, table: str, where: str, *args: object) -> dict:  # noqa: ANN001
+    row = await conn.fetchrow(f"SELECT * FROM {table} WHERE {where}", *args)
+    assert row is not None, f"no template row in {table}"
+    return dict(row)
+
+
+async def _copy_sessions(conn, session: dict, count: int) -> list[str]:  # noqa: ANN001
+    import secrets
+
+    from app.core.ids import new_id
+
+    rows, ids = [], []
+    for _ in range(count):
+        sid = new_id("s")
+        ids.append(sid)
+        rows.append({**session, "id": sid, "cookie_hash": secrets.token_hex(32), "refresh_count": 0})
+    await conn.copy_records_to_table("login_sessions", records=[tuple(r.values()) for r in rows],
+                                     columns=list(session))
+    return ids
+
+
+async def clone_chains(url: str, template_token: str, count: int) -> list[str]:
+    """`count` refresh-token chains, each with its own sign-in session and grant."""
+    import asyncpg
+
+    from app.core.db import to_asyncpg_dsn
+    from app.core.ids import new_id
+    from app.oidc.tokens import opaque_token
+
+    conn = await asyncpg.connect(to_asyncpg_dsn(url))
+    try:
+        token = await _template(conn, "refresh_tokens", "token_hash = $1", _hmac("refresh", template_token))
+        grant = await _template(conn, "oidc_grants", "id = $1", token["grant_id"])
+        session = await _template(conn, "login_sessions", "id = $1", grant["session_id"])
+        async with conn.transaction():
+            sessions = await _copy_sessions(conn, session, count)
+            grants, tokens, raws = [], [], []
+            for sid in sessions:
+                gid, raw = new_id("grt"), opaque_token("rt")
+                grants.append(tuple({**grant, "id": gid, "session_id": sid}.values()))
+                tokens.append(tuple({**token, "id": new_id("rt"), "grant_id": gid, "status": "active",
+                                     "used_at": None, "token_hash": _hmac("refresh", raw)}.values()))
+                raws.append(raw)
+            await conn.copy_records_to_table("oidc_grants", records=grants, columns=list(grant))
+            await conn.copy_records_to_table("refresh_tokens", records=tokens, columns=list(token))
+        return raws
+    finally:
+        await conn.close()
+
+
+async def clone_codes(url: str, template_code: str, count: int) -> list[str]:
+    """`count` unredeemed codes, each of its own sign-in session (valid for 10 minutes)."""
+    import secrets
+
+    import asyncpg
+
+    from app.core.db import to_asyncpg_dsn
+    from app.core.ids import new_id, now_ms
+
+    conn = await asyncpg.connect(to_asyncpg_dsn(url))
+    try:
+        code = await _template(conn, "authorization_codes", "code_hash = $1", _hmac("code", template_code))
+        session = await _template(conn, "login_sessions", "id = $1", code["session_id"])
+        async with conn.transaction():
+            sessions = await _copy_sessions(conn, session, count)
+            rows, raws = [], []
+            for sid in sessions:
+                raw = secrets.token_urlsafe(32)
+                rows.append(tuple({**code, "id": new_id("ac"), "code_hash": _hmac("code", raw),
+                                   "session_id": sid, "used_at": None, "grant_id": None,
+                                   "expires_at": now_ms() + 600_000}.values()))
+                raws.append(raw)
+            await conn.copy_records_to_table("authorization_codes", records=rows, columns=list(code))
+        return raws
+    finally:
+        await conn.close()
 
 
 def provider_server(fmt: str) -> Server | None:
@@ -207,9 +332,19 @@ def provider_server(fmt: str) -> Server | None:
     return None
 
 
-def line(name: str, r: Result, base: Result) -> str:
-    return (f"  {name:<40} {r.rps:>8.0f} req/s ({r.rps / base.rps:4.2f}x)  p50 {r.p50_ms:6.2f} ms  "
-            f"p99 {r.p99_ms:7.2f} ms  non-2xx {r.non_2xx}/{r.requests}")
+def summary(results: dict[str, list[Result]], bare: list[Result]) -> dict[str, dict]:
+    """Per case: the median of the per-round ratios (each round's run against that round's bare run)."""
+    out: dict[str, dict] = {}
+    for name, runs in results.items():
+        ratios = [r.rps / b.rps for r, b in zip(runs, bare, strict=True)]
+        p99s = [r.p99_ms / b.p99_ms for r, b in zip(runs, bare, strict=True)]
+        median = sorted(runs, key=lambda r: r.rps)[len(runs) // 2]
+        out[name] = {"ratio": round(sorted(ratios)[len(ratios) // 2], 3),
+                     "ratios": [round(x, 3) for x in ratios],
+                     "rps": round(median.rps, 1), "p50_ms": median.p50_ms, "p99_ms": median.p99_ms,
+                     "p99_vs_bare": round(sorted(p99s)[len(p99s) // 2], 2),
+                     "non_2xx": sum(r.non_2xx for r in runs), "requests": sum(r.requests for r in runs)}
+    return out
 
 
 def main() -> None:
@@ -218,6 +353,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=8)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--bare-server", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -239,56 +375,74 @@ def main() -> None:
         servers.append(bare)
         srv = authpi_server(url)
         servers.append(srv)
-        # Twice as many chains as connections: wrk may ask for a request before the previous
-        # response has handed its token back, and a request without a token would break its chain.
-        fx = asyncio.run(make_fixtures(url, srv.url, 2 * c))
+        fx = asyncio.run(make_fixtures(url, srv.url))
         token_path = f"/{fx['issuer']}/token"
         cc_body = "grant_type=client_credentials&scope=invoices:read"
-        cc_auth = basic(*fx["m2m"])
         bare_auth = basic("x", "y")
+        web_id, web_secret = fx["web"]
 
-        # Interleaved rounds (bare, authpi, oidc-provider, ...): on a shared machine the load drifts,
-        # so each ratio compares runs made side by side, and the median round is reported.
-        auth_p = basic("bench", "bench-secret")
-        subjects: list[tuple[str, str, str, str]] = [("bare", bare.url, "/token", bare_auth),
-                                                     ("authpi", srv.url, token_path, cc_auth)]
+        def post_case(target: str, path: str, auth: str) -> Callable[[], Result]:
+            return lambda: wrk_post(target, path, cc_body, auth, d, c)
+
+        def refresh_case() -> Result:
+            # Twice as many chains as connections: wrk may ask for a request before the previous
+            # response has handed its token back, and a request without a token would break its chain.
+            chains = asyncio.run(clone_chains(url, fx["refresh_template"], 2 * c))
+            return wrk_refresh(srv.url, token_path, chains, web_id, web_secret, d, c)
+
+        def code_case() -> Result:
+            codes = asyncio.run(clone_codes(url, fx["code_template"], max(2000, int(d * code_case.rate))))
+            result = wrk_code(srv.url, token_path, codes, fx["verifier"], web_id, web_secret, d, c)
+            code_case.rate = max(code_case.rate, 1.5 * result.rps)
+            return result
+
+        code_case.rate = 1500.0  # codes per second to prepare; grows with what was measured
+        cases: dict[str, Callable[[], Result]] = {
+            "client_credentials": post_case(srv.url, token_path, basic(*fx["m2m"])),
+            "refresh_token": refresh_case,
+            "authorization_code": code_case,
+        }
         for fmt in ("jwt", "opaque"):
             p = provider_server(fmt)
             if p is not None:
                 servers.append(p)
-                subjects.append((f"oidc-provider-{fmt}", p.url, "/token", auth_p))
-        for _, target, path, auth in subjects:
-            wrk_post(target, path, cc_body, auth, 2, c)  # warm-up
-        runs: dict[str, list[Result]] = {name: [] for name, *_ in subjects}
+                cases[f"oidc_provider_{fmt}"] = post_case(p.url, "/token", basic("bench", "bench-secret"))
+        # Warm-up (connections, caches, prepared statements); the measured rounds interleave the cases.
+        wrk_post(bare.url, "/token", cc_body, bare_auth, 2, c)
+        wrk_post(srv.url, token_path, cc_body, basic(*fx["m2m"]), 2, c)
+        bare_runs: list[Result] = []
+        runs: dict[str, list[Result]] = {name: [] for name in cases}
         for _ in range(args.rounds):
-            for name, target, path, auth in subjects:
-                runs[name].append(wrk_post(target, path, cc_body, auth, d, c))
-        refresh = wrk_refresh(srv.url, token_path, fx["tokens"], fx["web"][0], fx["web"][1], d, c)
-        refresh_base = wrk_post(bare.url, "/token", cc_body, bare_auth, d, c)
-
-        def median_ratio(name: str) -> float:
-            ratios = sorted(r.rps / b.rps for r, b in zip(runs[name], runs["bare"], strict=True))
-            return ratios[len(ratios) // 2]
-
-        def median_run(name: str) -> Result:
-            return sorted(runs[name], key=lambda r: r.rps)[len(runs[name]) // 2]
-
-        base = median_run("bare")
+            bare_runs.append(wrk_post(bare.url, "/token", cc_body, bare_auth, d, c))
+            for name, run in cases.items():
+                runs[name].append(run())
+        table = summary(runs, bare_runs)
+        base = sorted(bare_runs, key=lambda r: r.rps)[len(bare_runs) // 2]
+        if args.json:
+            bare_row = {"rps": round(base.rps, 1), "p50_ms": base.p50_ms, "p99_ms": base.p99_ms,
+                        "rps_per_round": [round(b.rps, 1) for b in bare_runs]}
+            print(json.dumps({"rounds": args.rounds, "duration_s": d, "connections": c,
+                              "cpus": os.cpu_count(), "bare": bare_row, **table}, indent=2))
+            return
         print(f"\nPOST /token benchmark: {args.rounds} interleaved rounds of {d}s, wrk -t1, {c} connections, "
-              f"one process per server, {os.cpu_count()} CPUs (medians)")
+              f"one process per server, {os.cpu_count()} CPUs (medians; per-round ratios in brackets)")
         print(f"  {'bare FastAPI route (baseline)':<40} {base.rps:>8.0f} req/s          "
               f"p50 {base.p50_ms:6.2f} ms  p99 {base.p99_ms:7.2f} ms")
-        labels = {"authpi": "authpi client_credentials (ES256 JWT)",
-                  "oidc-provider-jwt": "oidc-provider client_credentials (jwt)",
-                  "oidc-provider-opaque": "oidc-provider client_credentials (opaque)"}
-        for name, *_ in subjects[1:]:
-            r = median_run(name)
-            print(f"  {labels[name]:<40} {r.rps:>8.0f} req/s ({median_ratio(name):4.2f}x)  "
-                  f"p50 {r.p50_ms:6.2f} ms  p99 {r.p99_ms:7.2f} ms  non-2xx {r.non_2xx}/{r.requests}")
-        if len(subjects) == 2:
+        labels = {"client_credentials": "authpi client_credentials (ES256 JWT)",
+                  "refresh_token": "authpi refresh_token (rotation)",
+                  "authorization_code": "authpi authorization_code (PKCE)",
+                  "oidc_provider_jwt": "oidc-provider client_credentials (jwt)",
+                  "oidc_provider_opaque": "oidc-provider client_credentials (opaque)"}
+        for name, row in table.items():
+            spread = ", ".join(f"{x:.2f}" for x in row["ratios"])
+            print(f"  {labels[name]:<40} {row['rps']:>8.0f} req/s ({row['ratio']:4.2f}x)  "
+                  f"p50 {row['p50_ms']:6.2f} ms  p99 {row['p99_ms']:7.2f} ms "
+                  f"({row['p99_vs_bare']:.1f}x bare)  "
+                  f"non-2xx {row['non_2xx']}/{row['requests']}  [{spread}]")
+        if "oidc_provider_jwt" not in table:
             print("  oidc-provider: skipped (install Node 20 and run `npm ci` in bench/node)")
-        print(line("authpi refresh_token (rotation)", refresh, refresh_base))
-        print("\nTarget: client_credentials >= 0.40x the bare route, ahead of oidc-provider's JWT figure.")
+        print("\nTargets: client_credentials >= 0.40x, ahead of oidc-provider's JWT figure; refresh_token"
+              " >= 0.20x with p99 <= 10x the bare p99; authorization_code >= 0.15x.")
     finally:
         for s in servers:
             s.stop()

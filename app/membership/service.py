@@ -158,13 +158,21 @@ async def organizations_claim(session: AsyncSession, *, account_id: str, issuer_
         groups = await session.execute(select(Group.id, Group.org_id, Group.scopes).where(
             Group.account_id == account_id, Group.id.in_(group_ids)))
         group_scopes = {gid: (org_id, scopes) for gid, org_id, scopes in groups.all()}
+    return build_organizations_claim(
+        [(m.org_id, org_name, m.scopes, m.groups, m.joined_at) for m, org_name in rows], group_scopes)
+
+
+def build_organizations_claim(memberships: list[tuple[str, str, list[Any], list[Any], int]],
+                              group_scopes: dict[str, tuple[str, list[str]]]) -> list[dict[str, Any]]:
+    """The claim from (org id, org name, own scopes, group ids, joined_at ms) rows, in order, and the
+    groups' (org id, scopes): shared with the token endpoint's one-statement paths."""
     claim = []
-    for m, org_name in rows:
-        scopes = list(m.scopes)
-        for gid in m.groups:
+    for org_id, org_name, own, group_ids, joined_at in memberships:
+        scopes = list(own)
+        for gid in group_ids:
             entry = group_scopes.get(gid)
-            if entry and entry[0] == m.org_id:  # a group of another org never adds scopes
+            if entry and entry[0] == org_id:  # a group of another org never adds scopes
                 scopes.extend(entry[1])
-        claim.append({"id": m.org_id, "title": org_name, "scopes": list(dict.fromkeys(scopes)),
-                      "joined_at": m.joined_at // 1000})
+        claim.append({"id": org_id, "title": org_name, "scopes": list(dict.fromkeys(scopes)),
+                      "joined_at": joined_at // 1000})
     return claim

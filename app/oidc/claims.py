@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -25,7 +26,20 @@ async def organizations(session: AsyncSession, account_id: str, issuer_id: str, 
     return await organizations_claim(session, account_id=account_id, issuer_id=issuer_id, user_id=user_id)
 
 
-def profile_claims(user: User, scopes: set[str]) -> dict[str, Any]:
+@dataclass(slots=True)
+class UserView:
+    """What the claims read of a user, without an ORM instance (the one-statement grants)."""
+
+    id: str
+    username: str
+    username_type: str
+    profile: dict[str, Any]
+    security: dict[str, Any]
+    created_at: int
+    updated_at: int | None
+
+
+def profile_claims(user: User | UserView, scopes: set[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     profile = user.profile or {}
     if "email" in scopes:

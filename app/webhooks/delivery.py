@@ -17,7 +17,7 @@ from app.events.service import event_to_api
 from app.models.event import Event
 from app.models.webhook import Webhook
 from app.webhooks import signing
-from app.webhooks.http import Client, HttpError
+from app.webhooks.http import Client, HttpError, Resolver
 from app.webhooks.url_safety import UnsafeTarget, url_problem
 
 MAX_RESPONSE_BODY = 2048
@@ -76,13 +76,16 @@ class Sender:
     PER_ORIGIN = 8
 
     def __init__(self, *, timeout_seconds: float, allow_private: bool,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None, resolve: Resolver | None = None) -> None:
         self.timeout = timeout_seconds
         self.allow_private = allow_private
-        self.client = Client(allow_private=allow_private, per_origin=self.PER_ORIGIN, ssl_context=ssl_context)
+        # `resolve` (default: url_safety.resolve_public unless private targets are allowed) answers
+        # the checked addresses every new connection is pinned to.
+        self.client = Client(allow_private=allow_private, per_origin=self.PER_ORIGIN, ssl_context=ssl_context,
+                             resolve=resolve)
 
     async def aclose(self) -> None:
-        self.client.close()
+        await self.client.aclose()
 
     async def post(self, url: str, headers: dict[str, str], body: bytes) -> AttemptResult:
         started = now_ms()

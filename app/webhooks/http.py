@@ -1,23 +1,32 @@
-"""A small HTTP/1.1 client for webhook POSTs, on asyncio streams.
+"""The webhook relay's HTTP client: httpx, with a transport that pins each connection to an address
+that passed the private-address check.
 
-Why not httpx here: profiling the relay showed httpx/httpcore costing ~1 ms of CPU per request
-(pool bookkeeping, per-request event-loop detection), most of the relay's time. Webhook delivery
-needs little: one POST, the status, a bounded slice of the body, keep-alive. Owning the connect
-step also makes the address check exact: the address we check is the address we connect to.
+httpx resolves a name when it connects. Checking the name first and letting httpx resolve it again
+would leave a window for DNS rebinding (a public answer for the check, a private one for the
+connect). So the transport's network backend does the resolution itself: it resolves once
+(`url_safety.resolve_public`, which refuses when any answer is not public), then connects to one of
+those checked addresses. TLS still verifies the certificate against the URL's host name (httpcore
+passes it as the server name), and the Host header is the URL's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
-from collections import OrderedDict, deque
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
+
+import httpcore
+import httpx
 
 from app.webhooks.url_safety import UnsafeTarget, resolve_public
 
-MAX_HEADER_BYTES = 16 * 1024
 KEEPALIVE_SECONDS = 5.0
+
+Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 
 class HttpError(Exception):
@@ -30,183 +39,100 @@ class Response:
     body: bytes
 
 
-@dataclass
-class _Conn:
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
-    idle_since: float = 0.0
+class PinnedBackend(httpcore.AsyncNetworkBackend):
+    """Connects only to addresses `resolve` returned (all checked); never re-resolves the name."""
 
-    def close(self) -> None:
-        self.writer.close()
+    def __init__(self, resolve: Resolver | None) -> None:
+        self._resolve = resolve
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                          local_address: str | None = None,
+                          socket_options: Iterable[Any] | None = None) -> httpcore.AsyncNetworkStream:
+        addresses = [host] if self._resolve is None else await self._resolve(host, port)
+        error: Exception | None = None
+        for address in addresses:
+            try:
+                return await self._inner.connect_tcp(address, port, timeout=timeout,
+                                                     local_address=local_address,
+                                                     socket_options=socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                error = exc
+        assert error is not None
+        raise error
+
+    async def connect_unix_socket(self, path: str, timeout: float | None = None,
+                                  socket_options: Iterable[Any] | None = None
+                                  ) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("unix sockets are not webhook targets")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
 
 
-class Origin:
-    """Idle keep-alive connections to one scheme://host:port, and a cap on requests in flight."""
+class PinnedTransport(httpx.AsyncHTTPTransport):
+    """httpx's own transport, its connection pool built over the pinned backend (httpx offers no
+    parameter for a network backend, so the pool it built is replaced by the same pool with one)."""
 
-    def __init__(self, scheme: str, host: str, port: int, limit: int) -> None:
-        self.scheme, self.host, self.port = scheme, host, port
-        self.idle: deque[_Conn] = deque()
-        self.slots = asyncio.Semaphore(limit)
-
-    def close(self) -> None:
-        while self.idle:
-            self.idle.popleft().close()
+    def __init__(self, *, resolve: Resolver | None, ssl_context: ssl.SSLContext,
+                 max_connections: int, max_keepalive: int) -> None:
+        super().__init__(verify=ssl_context, trust_env=False)
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=ssl_context, max_connections=max_connections,
+            max_keepalive_connections=max_keepalive, keepalive_expiry=KEEPALIVE_SECONDS,
+            http1=True, http2=False, network_backend=PinnedBackend(resolve))
 
 
 class Client:
-    def __init__(self, *, allow_private: bool, per_origin: int = 8, max_origins: int = 256,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
-        self.allow_private = allow_private
-        self.per_origin = per_origin
-        self.max_origins = max_origins
-        self._origins: OrderedDict[tuple[str, str, int], Origin] = OrderedDict()
+    """POSTs with no redirects, no proxies from the environment, and bounded response bodies."""
+
+    def __init__(self, *, allow_private: bool, per_origin: int = 8, max_connections: int = 256,
+                 ssl_context: ssl.SSLContext | None = None, resolve: Resolver | None = None) -> None:
         # The system trust store, hostname checked; tests inject a context trusting their own CA.
-        self._ssl = ssl_context
+        context = ssl_context or ssl.create_default_context()
+        if resolve is None and not allow_private:
+            resolve = resolve_public
+        self._http = httpx.AsyncClient(
+            transport=PinnedTransport(resolve=resolve, ssl_context=context, max_connections=max_connections,
+                                      max_keepalive=max_connections),
+            follow_redirects=False, trust_env=False, timeout=None)
+        self.per_origin = per_origin
+        # At most per_origin requests in flight per receiver: a batch does not hit one endpoint
+        # all at once (the pool's limit is global).
+        self._slots: OrderedDict[tuple[str, str, int | None], asyncio.Semaphore] = OrderedDict()
 
-    def _origin(self, scheme: str, host: str, port: int) -> Origin:
-        key = (scheme, host, port)
-        origin = self._origins.get(key)
-        if origin is None:
-            origin = self._origins[key] = Origin(scheme, host, port, self.per_origin)
-            while len(self._origins) > self.max_origins:
-                self._origins.popitem(last=False)[1].close()
-        self._origins.move_to_end(key)
-        return origin
-
-    async def _connect(self, origin: Origin) -> _Conn:
-        address = origin.host
-        if not self.allow_private:
-            address = (await resolve_public(origin.host, origin.port))[0]
-        tls = None
-        if origin.scheme == "https":
-            if self._ssl is None:
-                self._ssl = ssl.create_default_context()
-            tls = self._ssl
-        try:
-            reader, writer = await asyncio.open_connection(
-                address, origin.port, ssl=tls, server_hostname=origin.host if tls else None,
-                limit=MAX_HEADER_BYTES)
-        except (OSError, ssl.SSLError) as exc:
-            raise HttpError(f"connect failed: {type(exc).__name__}: {exc}") from exc
-        return _Conn(reader, writer)
-
-    def _checkout(self, origin: Origin) -> _Conn | None:
-        loop = asyncio.get_running_loop()
-        while origin.idle:
-            conn = origin.idle.pop()
-            if (loop.time() - conn.idle_since < KEEPALIVE_SECONDS and not conn.writer.is_closing()
-                    and not conn.reader.at_eof()):
-                return conn
-            conn.close()
-        return None
+    def _slot(self, url: str) -> asyncio.Semaphore:
+        parts = urlsplit(url)
+        key = (parts.scheme, (parts.hostname or "").lower(), parts.port)
+        slot = self._slots.get(key)
+        if slot is None:
+            slot = self._slots[key] = asyncio.Semaphore(self.per_origin)
+            if len(self._slots) > 1024:
+                self._slots.popitem(last=False)
+        self._slots.move_to_end(key)
+        return slot
 
     async def post(self, url: str, headers: dict[str, str], body: bytes, *, max_body: int) -> Response:
-        """POST and return the status and at most max_body bytes of the response body.
-        The caller bounds the whole exchange with a timeout; cancellation closes the connection."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise HttpError("not an http(s) URL")
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        origin = self._origin(parts.scheme, parts.hostname, port)
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        host_header = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
-        if ":" in parts.hostname and parts.port is None:
-            host_header = f"[{parts.hostname}]"
-        lines = [f"POST {target} HTTP/1.1", f"host: {host_header}", f"content-length: {len(body)}",
-                 "connection: keep-alive"]
-        for name, value in headers.items():
-            if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
-                raise HttpError("invalid header")
-            lines.append(f"{name}: {value}")
-        request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
-        async with origin.slots:
-            conn = self._checkout(origin)
-            reused = conn is not None
-            if conn is None:
-                conn = await self._connect(origin)
-            try:
-                try:
-                    response, keep = await self._exchange(conn, request, max_body)
-                except HttpError:
-                    if not reused:
-                        raise
-                    # A kept-alive connection the server had already closed: one fresh try.
-                    conn.close()
-                    conn = await self._connect(origin)
-                    response, keep = await self._exchange(conn, request, max_body)
-            except BaseException:
-                conn.close()
-                raise
-            if keep:
-                conn.idle_since = asyncio.get_running_loop().time()
-                origin.idle.append(conn)
-            else:
-                conn.close()
-            return response
-
-    async def _exchange(self, conn: _Conn, request: bytes, max_body: int) -> tuple[Response, bool]:
-        reader = conn.reader
+        """POST and return the status and at most max_body bytes of the response body. The caller
+        bounds the whole exchange with a timeout; cancellation closes the connection."""
         try:
-            conn.writer.write(request)
-            await conn.writer.drain()
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                status, headers = _parse_head(head)
-                if status >= 200 or status == 101:
-                    break  # 1xx interim responses (100 Continue) are skipped
-            body, complete = await _read_body(reader, headers, max_body)
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, OSError,
-                ssl.SSLError, ValueError) as exc:
-            raise HttpError(f"{type(exc).__name__}: {exc}"[:300] or type(exc).__name__) from exc
-        keep = complete and headers.get("connection", "").lower() != "close"
-        return Response(status, body), keep
+            async with self._slot(url), self._http.stream("POST", url, headers=headers,
+                                                          content=body) as response:
+                out = bytearray()
+                async for chunk in response.aiter_raw():
+                    out += chunk
+                    if len(out) >= max_body:
+                        break  # the rest is not read: the connection is closed, not reused
+                return Response(response.status_code, bytes(out[:max_body]))
+        except UnsafeTarget:
+            raise
+        except httpx.ConnectError as exc:
+            raise HttpError(f"connect failed: {exc}"[:300]) from exc
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
+            raise HttpError(f"{type(exc).__name__}: {exc}"[:300]) from exc
 
-    def close(self) -> None:
-        for origin in self._origins.values():
-            origin.close()
-        self._origins.clear()
-
-
-def _parse_head(head: bytes) -> tuple[int, dict[str, str]]:
-    lines = head.decode("latin-1").split("\r\n")
-    version, _, rest = lines[0].partition(" ")
-    if not version.startswith("HTTP/1."):
-        raise ValueError("not an HTTP/1.x response")
-    status = int(rest[:3])
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        if not line:
-            continue
-        name, sep, value = line.partition(":")
-        if not sep:
-            raise ValueError("malformed header line")
-        headers[name.strip().lower()] = value.strip()
-    return status, headers
+    async def aclose(self) -> None:
+        await self._http.aclose()
 
 
-async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str], max_body: int
-                     ) -> tuple[bytes, bool]:
-    """(first max_body bytes, whether the connection is left at a message boundary)."""
-    if "chunked" in headers.get("transfer-encoding", "").lower():
-        out = bytearray()
-        while True:
-            size_line = await reader.readuntil(b"\r\n")
-            size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
-            if size == 0:
-                await reader.readuntil(b"\r\n")  # no trailers expected; the final CRLF
-                return bytes(out[:max_body]), True
-            if len(out) + size > max_body:
-                out += await reader.read(max(0, max_body - len(out)))
-                return bytes(out[:max_body]), False  # stop reading: drop the connection
-            out += await reader.readexactly(size)
-            await reader.readexactly(2)
-    if "content-length" in headers:
-        length = int(headers["content-length"])
-        if length <= max_body:
-            return await reader.readexactly(length), True
-        return await reader.readexactly(max_body), False
-    # No framing: the body runs to the end of the connection.
-    return await reader.read(max_body), False
-
-
-__all__ = ["Client", "HttpError", "Response", "UnsafeTarget"]
+__all__ = ["Client", "HttpError", "PinnedBackend", "PinnedTransport", "Response", "UnsafeTarget"]

@@ -1,12 +1,14 @@
-"""Standard Webhooks signatures (https://www.standardwebhooks.com): whsec_ secrets, HMAC-SHA256 over
+"""Standard Webhooks signatures (https://www.standardwebhooks.com), made by the `standardwebhooks`
+package (the specification's reference library): whsec_ secrets, HMAC-SHA256 over
 `{webhook-id}.{webhook-timestamp}.{body}`, `webhook-signature: v1,<base64> [v1,<base64> ...]`."""
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import secrets
+from datetime import UTC, datetime
+
+from standardwebhooks.webhooks import Webhook
 
 SECRET_PREFIX = "whsec_"
 
@@ -16,15 +18,9 @@ def generate_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
-def _key(secret: str) -> bytes:
-    return base64.b64decode(secret.removeprefix(SECRET_PREFIX))
-
-
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     """One `v1,<base64>` signature."""
-    signed = f"{msg_id}.{timestamp}.".encode() + body
-    digest = hmac.new(_key(secret), signed, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(digest).decode()
+    return Webhook(secret).sign(msg_id, datetime.fromtimestamp(timestamp, tz=UTC), body)
 
 
 def signature_header(secrets_: list[str], msg_id: str, timestamp: int, body: bytes) -> str:

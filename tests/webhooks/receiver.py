@@ -63,6 +63,11 @@ class Receiver:
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 length = int(self.headers.get("content-length", "0"))
                 body = self.rfile.read(length)
+                if len(body) < length:
+                    # The sender died mid-request (httpx writes the head and the body apart): a
+                    # real server never hands a truncated request to its application.
+                    self.close_connection = True
+                    return
                 receiver._handle(self, body)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

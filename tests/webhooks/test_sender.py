@@ -179,3 +179,81 @@ class TestTls:
             await default.aclose()
         assert not untrusted.ok
         assert "CERTIFICATE_VERIFY_FAILED" in untrusted.error
+
+
+class TestPinnedAddress:
+    """Each connection goes to an address the private-address check answered, never to a second
+    resolution of the name (DNS rebinding)."""
+
+    async def test_the_checked_answer_is_the_address_connected_to(self, serve) -> None:
+        seen: list[bytes] = []
+
+        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            seen.append(await read_request(reader))
+            writer.write(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
+            await writer.drain()
+            writer.close()
+
+        port = int((await serve(handler)).rsplit(":", 1)[1].split("/")[0])
+        asked: list[tuple[str, int]] = []
+
+        async def resolve(host: str, port: int) -> list[str]:
+            asked.append((host, port))
+            return ["127.0.0.1"]
+
+        # `.invalid` never resolves (RFC 6761): the request can only arrive through the checked answer.
+        sender = Sender(timeout_seconds=2, allow_private=False, resolve=resolve)
+        try:
+            result = await sender.post(f"http://pinned.invalid:{port}/hook", {}, b"{}")
+        finally:
+            await sender.aclose()
+        assert result.ok, result.error
+        assert asked == [("pinned.invalid", port)]
+        assert len(seen) == 1
+        assert f"host: pinned.invalid:{port}".encode() in seen[0].lower()
+
+    async def test_a_public_answer_is_not_swapped_for_a_private_one_at_connect(self) -> None:
+        connections = 0
+
+        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            nonlocal connections
+            connections += 1
+            writer.close()
+
+        # The system resolves "localhost" to loopback, where a receiver listens; the check (the
+        # resolver) answered a public address, so that is the only address connected to.
+        server = await asyncio.start_server(handler, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+
+        async def resolve(host: str, port: int) -> list[str]:
+            return ["192.0.2.10"]  # TEST-NET-1: unroutable here
+
+        sender = Sender(timeout_seconds=1, allow_private=True, resolve=resolve)
+        try:
+            result = await sender.post(f"http://localhost:{port}/hook", {}, b"{}")
+        finally:
+            await sender.aclose()
+            server.close()
+        assert not result.ok
+        assert connections == 0
+
+    async def test_a_loopback_name_is_refused_unless_private_targets_are_allowed(self, serve) -> None:
+        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await read_request(reader)
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            await writer.drain()
+            writer.close()
+
+        url = (await serve(handler)).replace("127.0.0.1", "localhost")
+        strict = Sender(timeout_seconds=2, allow_private=False)
+        allowed = Sender(timeout_seconds=2, allow_private=True)  # AUTHPI_WEBHOOKS_ALLOW_PRIVATE=true
+        try:
+            refused = await strict.post(url, {}, b"{}")
+            delivered = await allowed.post(url, {}, b"{}")
+        finally:
+            await strict.aclose()
+            await allowed.aclose()
+        assert not refused.ok
+        assert refused.error.startswith("refused")
+        assert delivered.ok
+        assert delivered.body == "ok"

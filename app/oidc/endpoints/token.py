@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from app.oidc.client_auth import agent_credentials, authenticate_client
 from app.oidc.errors import NO_STORE, InvalidRequest, OAuthError, UnsupportedGrantType, issuer_not_found
 from app.oidc.events import metered_occurrence
-from app.oidc.grants import authorization_code, client_credentials, refresh_token
+from app.oidc.grants import authorization_code, client_credentials, hot, refresh_token
 from app.oidc.grants.common import Form
 from app.oidc.runtime import get_runtime, key_set
 
@@ -70,9 +70,17 @@ async def token(issuer_id: str, request: Request) -> Response:
                                subject={"type": "client", "id": client.id},
                                auth={"type": "client", "client_id": client.id})
             return JSONResponse(body, headers=NO_STORE)
-        handler = authorization_code.exchange if grant_type == "authorization_code" else refresh_token.refresh
-        async with request.app.state.db.unit_of_work() as session:
-            result = await handler(session, keys, rt.server_key, client, form)
+        code = grant_type == "authorization_code"
+        # One statement on the token pool when everything needed for success holds; otherwise (or
+        # without the pool) the ORM path, which decides the exact error and writes what it implies.
+        pool = getattr(request.app.state, "token_pool", None)
+        result = None
+        if pool is not None:
+            result = await (hot.exchange if code else hot.refresh)(pool, keys, rt.server_key, client, form)
+        if result is None:
+            handler = authorization_code.exchange if code else refresh_token.refresh
+            async with request.app.state.db.unit_of_work() as session:
+                result = await handler(session, keys, rt.server_key, client, form)
         # Errors that follow a write (code marked used, family revoked) are raised after commit.
         if isinstance(result, OAuthError):
             raise result

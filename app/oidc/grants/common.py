@@ -14,7 +14,7 @@ from app.events.service import record
 from app.models.oidc import OidcGrant, RefreshToken
 from app.models.user import User
 from app.oidc import tokens
-from app.oidc.claims import profile_claims
+from app.oidc.claims import UserView, profile_claims
 from app.oidc.client_auth import CachedClient
 from app.oidc.errors import InvalidRequest, InvalidScope
 from app.signing_key.cache import KeySet
@@ -86,13 +86,25 @@ async def revoke_grant(session: AsyncSession, account_id: str, grant_id: str, re
     return grant
 
 
+@dataclass(slots=True)
+class GrantView:
+    """What minting reads of a grant, without an ORM instance (the one-statement grants)."""
+
+    id: str
+    account_id: str
+    scope: str
+    session_id: str | None
+    org_id: str | None
+    auth_time: int
+
+
 @dataclass
 class IssueContext:
     keys: KeySet
     server_key: str
     client: CachedClient
-    grant: OidcGrant
-    user: User
+    grant: OidcGrant | GrantView
+    user: User | UserView
     orgs: list[dict[str, Any]]
 
 
@@ -102,10 +114,19 @@ def select_org(orgs: list[dict[str, Any]], org_id: str | None) -> str | None:
     return org_id if any(o.get("id") == org_id for o in orgs) else None
 
 
-async def issue_user_tokens(session: AsyncSession, ctx: IssueContext, *, nonce: str | None,
-                            with_refresh: bool, resources: list[str], scope: str | None = None
-                            ) -> tuple[dict[str, Any], str | None]:
-    """The token response for a user grant; also returns the new refresh token's id (if any)."""
+def new_refresh_token(server_key: str) -> tuple[str, str, str]:
+    """(row id, the token itself, its HMAC): only the HMAC is stored."""
+    raw = tokens.opaque_token("rt")
+    return new_id("rt"), raw, tokens.token_hash(server_key, "refresh", raw)
+
+
+def refresh_ttl_ms(client: CachedClient) -> int:
+    return (client.refresh_token_ttl or tokens.REFRESH_TOKEN_TTL) * 1000
+
+
+def mint_user_tokens(ctx: IssueContext, *, nonce: str | None, resources: list[str],
+                     scope: str | None = None) -> dict[str, Any]:
+    """The signed part of a user grant's token response (access token, and ID token for `openid`)."""
     now = int(time.time())
     grant, client, user = ctx.grant, ctx.client, ctx.user
     scope = scope if scope is not None else grant.scope
@@ -143,13 +164,20 @@ async def issue_user_tokens(session: AsyncSession, ctx: IssueContext, *, nonce: 
             id_claims["org_id"] = grant.org_id
         id_claims.update(profile_claims(user, scope_set))
         body["id_token"] = tokens.sign_id_token(ctx.keys, id_claims)
+    return body
+
+
+async def issue_user_tokens(session: AsyncSession, ctx: IssueContext, *, nonce: str | None,
+                            with_refresh: bool, resources: list[str], scope: str | None = None
+                            ) -> tuple[dict[str, Any], str | None]:
+    """The token response for a user grant; also returns the new refresh token's id (if any)."""
+    body = mint_user_tokens(ctx, nonce=nonce, resources=resources, scope=scope)
     refresh_id = None
     if with_refresh:
-        raw = tokens.opaque_token("rt")
-        refresh_id = new_id("rt")
-        ttl_refresh = client.refresh_token_ttl or tokens.REFRESH_TOKEN_TTL
-        session.add(RefreshToken(id=refresh_id, token_hash=tokens.token_hash(ctx.server_key, "refresh", raw),
-                                 account_id=grant.account_id, grant_id=grant.id, status="active",
-                                 created_at=now_ms(), expires_at=now_ms() + ttl_refresh * 1000))
+        refresh_id, raw, token_hash = new_refresh_token(ctx.server_key)
+        now = now_ms()
+        session.add(RefreshToken(id=refresh_id, token_hash=token_hash, account_id=ctx.grant.account_id,
+                                 grant_id=ctx.grant.id, status="active", created_at=now,
+                                 expires_at=now + refresh_ttl_ms(ctx.client)))
         body["refresh_token"] = raw
     return body, refresh_id
