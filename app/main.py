@@ -17,6 +17,7 @@ from app.core.db import Database
 from app.core.errors import install_error_handlers
 from app.core.idempotency import IdempotencyMiddleware
 from app.core.limits import RequestLimitsMiddleware
+from app.core.logredact import install_log_redaction
 from app.core.migrations import script_heads
 from app.health.endpoints import router as health_router
 from app.lifecycle import shutdown, startup
@@ -31,6 +32,7 @@ log = logging.getLogger("authpi")
 def create_app(settings: Settings | None = None, *, database_url: str | None = None) -> FastAPI:
     """Build the ASGI app. `database_url` must point at a migrated database."""
     settings = settings or get_settings()
+    install_log_redaction()
     url = database_url or settings.database_url
     if not url:
         raise RuntimeError("create_app needs a database URL (the CLI starts the embedded one)")

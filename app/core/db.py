@@ -72,6 +72,8 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=False,
+        # A failed statement's error never prints its parameters (password/secret hashes, profiles).
+        hide_parameters=True,
         connect_args={"server_settings": {"application_name": "authpi"}},
     )
 
