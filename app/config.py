@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     secret_key: str | None = None
     log_level: str = "info"
     db_pool_size: int = 10
+    # A connect the database does not answer within this is an outage: 503 with Retry-After at once.
+    db_connect_timeout_seconds: float = 3.0
     # Verified API keys are cached this long at most (revocation is pushed by LISTEN/NOTIFY).
     key_cache_ttl_seconds: float = 60.0
     # Failed verifications allowed per key id / client address per window before 429.

@@ -14,13 +14,14 @@ from app.api_key.fastpath import MeFastPath
 from app.config import Settings, get_settings
 from app.core.auth import CredentialVerifiers
 from app.core.db import Database
-from app.core.errors import install_error_handlers
+from app.core.errors import ErrorBoundaryMiddleware, install_error_handlers
 from app.core.idempotency import IdempotencyMiddleware
 from app.core.limits import RequestLimitsMiddleware
 from app.core.logredact import install_log_redaction
 from app.core.migrations import script_heads
 from app.health.endpoints import router as health_router
 from app.lifecycle import shutdown, startup
+from app.oidc.errors import render_unexpected
 from app.oidc.fastpath import TokenFastPath
 from app.oidc.router import oidc_router
 from app.oidc.verify import verify_bearer
@@ -39,7 +40,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.db = Database(url, settings.db_pool_size)
+        app.state.db = Database(url, settings.db_pool_size, settings.db_connect_timeout_seconds)
         await startup(app)
         try:
             yield
@@ -65,6 +66,9 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     app.add_middleware(MeFastPath)
     app.add_middleware(TokenFastPath)
     app.add_middleware(RequestLimitsMiddleware, max_body_bytes=settings.max_body_bytes)
+    # Outermost: whatever escaped becomes an answer (503 when the database is away) and the
+    # connection stays usable.
+    app.add_middleware(ErrorBoundaryMiddleware, render=render_unexpected)
 
     app.include_router(health_router)
     app.include_router(api_router)

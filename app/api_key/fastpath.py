@@ -24,7 +24,7 @@ from app.api_key.verification import (
     yield_to_invalidations,
 )
 from app.core.auth import MAX_AUTH_HEADER, split_basic
-from app.core.errors import ApiError, error_response
+from app.core.errors import ApiError, error_response, unexpected_error
 
 log = logging.getLogger("authpi.api_key")
 _HEADERS = [(b"content-type", b"application/json")]
@@ -48,9 +48,8 @@ class MeFastPath:
             response = await get_me(request)
         except ApiError as exc:
             response = error_response(exc)
-        except Exception:  # noqa: BLE001 - never a stack trace in a response
-            log.exception("GET /v1/me failed")
-            response = error_response(ApiError("An internal error occurred"))
+        except Exception as exc:  # noqa: BLE001 - never a stack trace in a response
+            response = error_response(unexpected_error(exc))
         await response(scope, receive, send)
 
     async def _serve(self, scope: dict[str, Any], receive: Any, send: Any) -> bool:

@@ -23,7 +23,7 @@ async def start_hot_path(app: FastAPI) -> None:
     # A plain asyncpg pool: the cold-path lookup and the batch COPYs skip the ORM's overhead.
     pool = await asyncpg.create_pool(
         to_asyncpg_dsn(app.state.database_url), min_size=1, max_size=settings.hot_path_pool_size,
-        server_settings={"application_name": "authpi-hot-path"})
+        timeout=settings.db_connect_timeout_seconds, server_settings={"application_name": "authpi-hot-path"})
     app.state.hot_pool = pool
     batcher = EventBatcher(pool, min_interval=min(settings.event_batch_interval_seconds, 1.0))
     batcher.start()

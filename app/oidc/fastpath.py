@@ -13,9 +13,9 @@ import re
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 
 from app.oidc.endpoints.token import token
+from app.oidc.errors import unexpected_oauth_error
 
 log = logging.getLogger("authpi.oidc")
 _TOKEN_PATH = re.compile(r"^/(i_[0-9a-z]{26})/token$")
@@ -33,11 +33,8 @@ class TokenFastPath:
                 request = Request(scope, receive)
                 try:
                     response = await token(match.group(1), request)
-                except Exception:  # noqa: BLE001 - never a stack trace in a response
-                    log.exception("token endpoint failed")
-                    response = JSONResponse({"error": "server_error", "error_description":
-                                             "An internal error occurred", "retryable": False},
-                                            status_code=500)
+                except Exception as exc:  # noqa: BLE001 - never a stack trace in a response
+                    response = unexpected_oauth_error(exc)
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
