@@ -14,6 +14,7 @@ from app.api_key.fastpath import MeFastPath
 from app.config import Settings, get_settings
 from app.core.auth import CredentialVerifiers
 from app.core.db import Database
+from app.core.edge import EdgeValidationMiddleware
 from app.core.errors import ErrorBoundaryMiddleware, install_error_handlers
 from app.core.idempotency import IdempotencyMiddleware
 from app.core.limits import RequestLimitsMiddleware
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(MeFastPath)
     app.add_middleware(TokenFastPath)
+    app.add_middleware(EdgeValidationMiddleware)
     app.add_middleware(RequestLimitsMiddleware, max_body_bytes=settings.max_body_bytes)
     # Outermost: whatever escaped becomes an answer (503 when the database is away) and the
     # connection stays usable.
