@@ -16,6 +16,9 @@ class Settings(BaseSettings):
     env: Literal["development", "production", "test"] = "development"
     # Unset: an embedded PostgreSQL is started under data_dir (refused in production).
     database_url: str | None = None
+    # The owner role's URL for migrations (DDL); the server itself then runs as the least-privileged
+    # role of database_url. Unset with an external database: the server migrates with its own URL.
+    migration_database_url: str | None = None
     data_dir: Path = Path(".authpi")
     host: str = "127.0.0.1"
     port: int = 8000
