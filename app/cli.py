@@ -9,6 +9,7 @@ import sys
 import typer
 
 from app.config import Settings, get_settings
+from app.core.http_protocol import guarded_protocol
 from app.core.logredact import install_log_redaction
 from app.core.roles import embedded_role_urls, grant_server_role, role_of, trail_protection
 
@@ -85,7 +86,8 @@ def serve(
     _say(f"authpi: listening on http://{settings.host}:{settings.port} "
          f"(issuers at {settings.resolved_public_url()}/{{issuer_id}})")
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level,
-                workers=1 if workers <= 1 else None, access_log=False)
+                workers=1 if workers <= 1 else None, access_log=False,
+                http=guarded_protocol(settings.header_timeout_seconds, settings.body_timeout_seconds))
 
 
 @cli.command()

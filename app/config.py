@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     # After a secret rotation the old secret keeps signing alongside the new one this long.
     webhooks_secret_grace_seconds: int = 86_400
     max_body_bytes: int = 1_048_576
+    # Slow clients: a request's headers must arrive within this (from connect or its first byte),
+    # its body within body_timeout_seconds after them; else 408 and the connection is closed.
+    header_timeout_seconds: float = 5.0
+    body_timeout_seconds: float = 30.0
     trust_proxy_headers: bool = False
 
     def resolved_public_url(self) -> str:
