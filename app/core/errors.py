@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("authpi.errors")
@@ -249,6 +250,18 @@ def validation_fields(errors: list[dict[str, Any]]) -> list[FieldError]:
     ]
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route fully matches for this path (routers nest: ask them, per method)."""
+    routes = request.app.router.routes
+    allowed = [method for method in _METHODS
+               if any(route.matches({**request.scope, "method": method})[0] == Match.FULL
+                      for route in routes)]
+    return ", ".join(allowed)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -264,12 +277,17 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(err)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "access_denied"}
         err = ApiError(str(exc.detail) if exc.detail else None)
         err.status_code = exc.status_code
         err.error = codes.get(exc.status_code, "invalid_request")
         err.description = str(exc.detail)
+        err.headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Allow (RFC 9110 §15.5.6) names every method of the path, not only those of the first
+            # route that matched it (Starlette's own header).
+            err.headers["Allow"] = allowed_methods(request) or err.headers.get("Allow", "")
         return error_response(err)
 
     @app.exception_handler(Exception)
