@@ -28,8 +28,9 @@ class TestMethodNotAllowed:
         ("PUT", "/v1/accounts/{A}", {"GET", "PATCH"}),
         ("POST", "/v1/me", {"GET"}),
     ])
-    async def test_405_names_every_allowed_method(self, client: httpx.AsyncClient, account: AccountCredentials,
-                                                  method: str, path: str, expected: set[str]) -> None:
+    async def test_405_names_every_allowed_method(
+            self, client: httpx.AsyncClient, account: AccountCredentials, method: str, path: str,
+            expected: set[str]) -> None:
         r = await client.request(method, path.replace("{A}", account.account_id), auth=account.basic)
         assert r.status_code == 405
         allowed = {m.strip() for m in r.headers["allow"].split(",")}
@@ -95,7 +96,8 @@ class TestOversizeAuthorizationRequest:
         assert "location" not in r.headers
         assert len(r.content) < 10_000
 
-    async def test_a_normal_state_still_round_trips(self, client: httpx.AsyncClient, setup: OidcSetup) -> None:
+    async def test_a_normal_state_still_round_trips(self, client: httpx.AsyncClient,
+                                                    setup: OidcSetup) -> None:
         _, challenge = pkce_pair()
         state = "s" * 1024
         r = await client.get(f"/{setup.issuer_id}/authorize?"
