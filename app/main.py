@@ -17,13 +17,16 @@ from app.api_key.endpoints import get_me
 from app.config import Settings, get_settings
 from app.core.auth import CredentialVerifiers
 from app.core.db import Database
-from app.core.errors import install_error_handlers
+from app.core.edge import EdgeValidationMiddleware
+from app.core.errors import ErrorBoundaryMiddleware, install_error_handlers
 from app.core.idempotency import IdempotencyMiddleware
 from app.core.limits import RequestLimitsMiddleware
+from app.core.logredact import install_log_redaction
 from app.core.migrations import script_heads
 from app.health.endpoints import router as health_router
 from app.lifecycle import shutdown, startup
 from app.oidc.endpoints.token import token
+from app.oidc.errors import render_unexpected
 from app.oidc.router import oidc_router
 from app.oidc.verify import verify_bearer
 from app.user.tokens import with_personal_tokens
@@ -34,13 +37,14 @@ log = logging.getLogger("authpi")
 def create_app(settings: Settings | None = None, *, database_url: str | None = None) -> FastAPI:
     """Build the ASGI app. `database_url` must point at a migrated database."""
     settings = settings or get_settings()
+    install_log_redaction()
     url = database_url or settings.database_url
     if not url:
         raise RuntimeError("create_app needs a database URL (the CLI starts the embedded one)")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.db = Database(url, settings.db_pool_size)
+        app.state.db = Database(url, settings.db_pool_size, settings.db_connect_timeout_seconds)
         await startup(app)
         try:
             yield
@@ -61,7 +65,11 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     install_error_handlers(app)
     # Added innermost first: the request limits stay outermost, so nothing reads an oversize request.
     app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(EdgeValidationMiddleware)
     app.add_middleware(RequestLimitsMiddleware, max_body_bytes=settings.max_body_bytes)
+    # Outermost: whatever escaped becomes an answer (503 when the database is away) and the
+    # connection stays usable.
+    app.add_middleware(ErrorBoundaryMiddleware, render=render_unexpected)
 
     app.include_router(health_router)
     app.include_router(api_router)

@@ -8,11 +8,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.account.schemas import AUTHPI_ISSUER_ID, AccountUpdate
 from app.api_key.service import create_api_key
 from app.core.auth import Principal
-from app.core.errors import NotFound
+from app.core.errors import NotFound, ValidationFailed
 from app.core.ids import new_id, now_ms
 from app.events.service import record
 from app.models.account import Account
 from app.models.api_key import ApiKey
+from app.models.user import User
 
 # What a freshly onboarded account key may do: everything in its account.
 ONBOARDING_KEY_SCOPES = ["*:**"]
@@ -43,6 +44,14 @@ async def get_account(session: AsyncSession, account_id: str) -> Account:
 async def update_account(session: AsyncSession, account: Account, body: AccountUpdate,
                          auth: Principal) -> Account:
     changes = body.model_dump(exclude_unset=True)
+    owner = changes.get("owner_user_id")
+    if owner is not None:
+        # A reference must name something of this tenant (a user of one of the account's issuers).
+        exists = await session.scalar(select(User.id).where(
+            User.id == owner, User.account_id == account.id, User.status != "deleted"))
+        if exists is None:
+            raise ValidationFailed("owner_user_id must name a user of this account",
+                                   field="owner_user_id", code="not_found")
     for field, value in changes.items():
         if field == "metadata":
             account.metadata_ = value or {}

@@ -67,22 +67,31 @@ def start_embedded_postgres(data_dir: Path) -> str:
     return with_database(admin_url, APP_DATABASE)
 
 
-def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
+# A database that does not answer a connect within this many seconds is unavailable (503 at once
+# rather than a request hanging on the kernel's TCP timeout).
+CONNECT_TIMEOUT_SECONDS = 3.0
+
+
+def create_engine(url: str, pool_size: int = 10,
+                  connect_timeout: float = CONNECT_TIMEOUT_SECONDS) -> AsyncEngine:
     return create_async_engine(
         to_sqlalchemy_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=False,
-        connect_args={"server_settings": {"application_name": "authpi"}},
+        # A failed statement's error never prints its parameters (password/secret hashes, profiles).
+        hide_parameters=True,
+        connect_args={"server_settings": {"application_name": "authpi"}, "timeout": connect_timeout},
     )
 
 
 class Database:
     """Holds the engine and session factory for one process."""
 
-    def __init__(self, url: str, pool_size: int = 10) -> None:
+    def __init__(self, url: str, pool_size: int = 10,
+                 connect_timeout: float = CONNECT_TIMEOUT_SECONDS) -> None:
         self.url = url
-        self.engine = create_engine(url, pool_size)
+        self.engine = create_engine(url, pool_size, connect_timeout)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         # The process's LISTEN/NOTIFY hub (app.runtime.hub), when one runs: sessions carry it so
         # that invalidations published in them apply to this process's caches at once.

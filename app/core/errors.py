@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import logging
+import socket
+from collections.abc import Callable
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("authpi.errors")
+# What a 503 asks the client to wait: a restarting database is usually back within seconds.
+RETRY_AFTER_SECONDS = 2
 
 
 class FieldError(dict):
@@ -130,6 +142,98 @@ class TooManyRequests(ApiError):
         )
 
 
+class ServiceUnavailable(ApiError):
+    """The database (or another dependency) cannot be reached: worth retrying shortly."""
+
+    status_code = 503
+    error = "service_unavailable"
+    retryable = True
+
+    def __init__(self, description: str = "The service is temporarily unavailable; retry shortly",
+                 retry_after: int = RETRY_AFTER_SECONDS) -> None:
+        super().__init__(description, headers={"Retry-After": str(retry_after)},
+                         extra={"retry_after": retry_after})
+
+
+_CONNECTION_ERRNOS = {errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.EHOSTUNREACH,
+                      errno.ENETUNREACH, errno.ETIMEDOUT, errno.EPIPE}
+
+
+def _connection_oserror(exc: OSError) -> bool:
+    # asyncio reports a failed connect to every address of a host as one plain OSError.
+    return (isinstance(exc, (ConnectionError, TimeoutError, socket.gaierror))
+            or exc.errno in _CONNECTION_ERRNOS or str(exc).startswith("Multiple exceptions"))
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """True when `exc` (or what caused it) says the database could not be reached or dropped the
+    connection, as opposed to refusing a statement: the request may succeed if retried."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(current, OSError) and _connection_oserror(current):
+            return True
+        if isinstance(current, (DisconnectionError, PoolTimeout, asyncio.TimeoutError,
+                                asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
+                                asyncpg.ConnectionDoesNotExistError, asyncpg.TooManyConnectionsError,
+                                asyncpg.AdminShutdownError, asyncpg.CrashShutdownError)):
+            return True
+        if isinstance(current, asyncpg.InterfaceError) and "closed" in str(current):
+            return True
+        current = getattr(current, "orig", None) or current.__cause__ or current.__context__
+    return False
+
+
+def unexpected_error(exc: BaseException) -> ApiError:
+    """What an exception nobody handled becomes: 503 when the database is away, else 500 (logged)."""
+    if isinstance(exc, ApiError):
+        return exc
+    if database_unavailable(exc):
+        log.warning("database unavailable: %s", type(exc).__name__)
+        return ServiceUnavailable()
+    log.error("unhandled error: %s", type(exc).__name__, exc_info=exc)
+    return ApiError("An internal error occurred")
+
+
+class ErrorBoundaryMiddleware:
+    """Outermost: an exception that escaped everything becomes an answer here and is not re-raised.
+
+    Starlette's own last handler re-raises after answering, and the server then closes the
+    connection: the next request on that keep-alive connection was reset. `render` may answer some
+    paths in another shape (the OAuth endpoints answer RFC 6749 errors).
+    """
+
+    def __init__(self, app: ASGIApp,
+                 render: Callable[[Scope, BaseException], Response | None] | None = None) -> None:
+        self.app = app
+        self.render = render
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:
+                raise
+            response = self.render(scope, exc) if self.render is not None else None
+            if response is None:
+                response = error_response(unexpected_error(exc))
+            await response(scope, receive, send)
+
+
 def error_response(exc: ApiError) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
 
@@ -144,6 +248,18 @@ def validation_fields(errors: list[dict[str, Any]]) -> list[FieldError]:
         FieldError(_loc_to_field(e.get("loc", ())), str(e.get("type", "invalid")), str(e.get("msg", "")))
         for e in errors
     ]
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route fully matches for this path (routers nest: ask them, per method)."""
+    routes = request.app.router.routes
+    allowed = [method for method in _METHODS
+               if any(route.matches({**request.scope, "method": method})[0] == Match.FULL
+                      for route in routes)]
+    return ", ".join(allowed)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -161,16 +277,20 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(err)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "access_denied"}
         err = ApiError(str(exc.detail) if exc.detail else None)
         err.status_code = exc.status_code
         err.error = codes.get(exc.status_code, "invalid_request")
         err.description = str(exc.detail)
+        err.headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Allow (RFC 9110 §15.5.6) names every method of the path, not only those of the first
+            # route that matched it (Starlette's own header).
+            err.headers["Allow"] = allowed_methods(request) or err.headers.get("Allow", "")
         return error_response(err)
 
     @app.exception_handler(Exception)
     async def _unhandled(_: Request, exc: Exception) -> JSONResponse:
         # Never leak a stack trace or internals; the log carries the detail.
-        log.exception("unhandled error: %s", type(exc).__name__)
-        return error_response(ApiError("An internal error occurred"))
+        return error_response(unexpected_error(exc))

@@ -20,19 +20,29 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
 
-def _depth(value: Any, level: int = 0) -> int:
-    if isinstance(value, dict):
-        return max([_depth(v, level + 1) for v in value.values()] or [level + 1])
-    if isinstance(value, list):
-        return max([_depth(v, level + 1) for v in value] or [level + 1])
-    return level
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    """Iterative (a recursive walk overflowed the stack on a document nested ~500 deep)."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            if level + 1 > limit:
+                return True
+            stack.extend((child, level + 1) for child in item)
+    return False
 
 
 def _bounded_object(value: dict[str, Any]) -> dict[str, Any]:
-    if len(json.dumps(value)) > MAX_METADATA_BYTES:
-        raise ValueError(f"must serialise to at most {MAX_METADATA_BYTES} bytes")
-    if _depth(value) > MAX_JSON_DEPTH:
+    if _depth_exceeds(value, MAX_JSON_DEPTH):
         raise ValueError(f"must nest at most {MAX_JSON_DEPTH} levels")
+    try:
+        size = len(json.dumps(value, allow_nan=False))
+    except ValueError as exc:
+        raise ValueError("must hold finite numbers only") from exc
+    if size > MAX_METADATA_BYTES:
+        raise ValueError(f"must serialise to at most {MAX_METADATA_BYTES} bytes")
     return value
 
 
@@ -70,4 +80,5 @@ Metadata = Annotated[dict[str, Any], AfterValidator(_bounded_object)]
 JsonObject = Annotated[dict[str, Any], AfterValidator(_bounded_object)]
 ScopeList = Annotated[list[str], Field(max_length=MAX_SCOPES), AfterValidator(_scopes)]
 Tags = Annotated[list[Annotated[str, StringConstraints(min_length=1, max_length=64)]], Field(max_length=50)]
-TimestampMs = Annotated[int, Field(ge=0, le=253402300799999)]
+MAX_TIMESTAMP_MS = 253402300799999  # 9999-12-31T23:59:59.999Z
+TimestampMs = Annotated[int, Field(ge=0, le=MAX_TIMESTAMP_MS)]

@@ -14,6 +14,7 @@ from app.core.auth import Principal, scoped
 from app.core.errors import NotFound, ValidationFailed
 from app.core.pagination import PageParams, page_params, paginate
 from app.core.session import db_session
+from app.core.validation import MAX_TIMESTAMP_MS
 from app.events.catalog import ALL_EVENT_TYPES
 from app.events.service import event_to_api
 from app.models.event import Event
@@ -32,8 +33,10 @@ class EventFilters:
         user_id: str | None = Query(None, max_length=64),
         client_id: str | None = Query(None, max_length=64),
         event_types: str | None = Query(None, max_length=4096, description="Comma-separated types"),
-        after: float | None = Query(None, ge=0, description="Unix ms, exclusive"),
-        before: float | None = Query(None, ge=0, description="Unix ms, exclusive"),
+        after: float | None = Query(None, ge=0, le=MAX_TIMESTAMP_MS, allow_inf_nan=False,
+                                       description="Unix ms, exclusive"),
+        before: float | None = Query(None, ge=0, le=MAX_TIMESTAMP_MS, allow_inf_nan=False,
+                                       description="Unix ms, exclusive"),
     ) -> None:
         self.issuer_id, self.user_id, self.client_id = issuer_id, user_id, client_id
         self.after, self.before = after, before

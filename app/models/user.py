@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, StatusFields, Timestamps, json_list, json_object
@@ -10,7 +10,8 @@ from app.models.base import Base, StatusFields, Timestamps, json_list, json_obje
 
 class User(Base, Timestamps, StatusFields):
     __tablename__ = "users"
-    __table_args__ = (UniqueConstraint("issuer_id", "username_normalized"),)
+    __table_args__ = (UniqueConstraint("issuer_id", "username_normalized"),
+                      Index("ix_users_issuer_id_username_skeleton", "issuer_id", "username_skeleton"))
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), nullable=False, index=True)
@@ -18,6 +19,8 @@ class User(Base, Timestamps, StatusFields):
     username_type: Mapped[str] = mapped_column(String(32), nullable=False)
     username: Mapped[str] = mapped_column(String(320), nullable=False)
     username_normalized: Mapped[str] = mapped_column(String(320), nullable=False)
+    # Look-alike key of username_normalized (app/user/identifiers.py): one per issuer among users.
+    username_skeleton: Mapped[str | None] = mapped_column(String(320), nullable=True)
     profile: Mapped[dict[str, Any]] = json_object()
     scopes: Mapped[list[Any]] = json_list()
     security: Mapped[dict[str, Any]] = json_object()

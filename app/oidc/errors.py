@@ -5,6 +5,9 @@ from __future__ import annotations
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.types import Scope
+
+from app.core.errors import RETRY_AFTER_SECONDS, ServiceUnavailable, unexpected_error
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -82,6 +85,11 @@ class TemporarilyUnavailable(OAuthError):
     status_code = 429
 
 
+class ServerError(OAuthError):
+    error = "server_error"
+    status_code = 500
+
+
 class InvalidToken(OAuthError):
     """RFC 6750 §3.1, for protected resources (userinfo)."""
 
@@ -91,6 +99,23 @@ class InvalidToken(OAuthError):
     def __init__(self, description: str = "The access token is invalid") -> None:
         super().__init__(description, headers={
             "WWW-Authenticate": f'Bearer error="invalid_token", error_description="{description}"'})
+
+
+def unexpected_oauth_error(exc: BaseException) -> JSONResponse:
+    """An exception nobody handled, in RFC 6749's shape: 503 `temporarily_unavailable` while the
+    database is away (with Retry-After), else 500 `server_error` (logged, no detail)."""
+    if isinstance(unexpected_error(exc), ServiceUnavailable):
+        return TemporarilyUnavailable("The server is temporarily unavailable; retry shortly",
+                                      status_code=503,
+                                      headers={"Retry-After": str(RETRY_AFTER_SECONDS)}).response()
+    return ServerError("An internal error occurred", status_code=500).response()
+
+
+def render_unexpected(scope: Scope, exc: BaseException) -> Response | None:
+    """For the error boundary: the issuers' endpoints (/{issuer_id}/...) answer in OAuth's shape."""
+    if scope.get("path", "").startswith("/i_"):
+        return unexpected_oauth_error(exc)
+    return None
 
 
 def issuer_not_found() -> Response:

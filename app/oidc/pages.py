@@ -22,7 +22,9 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
                                "frame-ancestors 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # Not no-referrer: with it browsers send `Origin: null` on the login POST, and the Origin check
+    # could not tell our own form from a forged one. same-origin sends nothing to other sites.
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
     "Pragma": "no-cache",
 }

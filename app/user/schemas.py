@@ -10,6 +10,13 @@ from pydantic import StringConstraints, ValidationInfo, field_validator
 from app.core.crypto import hmac_sha256
 from app.core.validation import JsonObject, Metadata, ScopeList, ShortText, StrictModel, TimestampMs
 from app.models.user import User
+from app.user.identifiers import (
+    IdentifierError,
+    check_single_script,
+    compare_form,
+    display_form,
+    lookup_form,
+)
 
 # A pragmatic address check (no dependency): one @, a dotted domain, no spaces or control chars.
 _EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"
@@ -34,12 +41,23 @@ def username_error(username_type: str, username: str) -> str | None:
         return "username must be an E.164 phone number like +15551234567"
     if username_type == "username" and not _USERNAME.match(username):
         return "username must not contain spaces or control characters"
+    if username_type in ("username", "email"):
+        try:
+            compare_form(username)
+            check_single_script(display_form(username))
+        except IdentifierError as exc:
+            return str(exc)
     return None
 
 
+def display_username(username_type: str, username: str) -> str:
+    """The stored, shown form (PRECIS UsernameCasePreserved); call after username_error."""
+    return display_form(username) if username_type in ("username", "email") else username
+
+
 def normalize_username(username: str) -> str:
-    """Usernames are unique per issuer case-insensitively."""
-    return username.strip().lower()
+    """Usernames are unique per issuer in PRECIS UsernameCaseMapped form (app/user/identifiers.py)."""
+    return lookup_form(username)
 
 
 def username_hash(secret_key: str, issuer_id: str, normalized: str) -> str:
@@ -67,7 +85,7 @@ class UserCreate(StrictModel):
         err = username_error(kind, value) if kind else None
         if err:
             raise ValueError(err)
-        return value
+        return display_username(kind, value) if kind else value
 
 
 class UserUpdate(StrictModel):

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.auth import Principal
 from app.core.crypto import DUMMY_HASH, SecretCheck, check_in_thread, hash_secret
-from app.core.errors import Conflict, NotFound, ValidationFailed
+from app.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from app.core.ids import new_id, now_ms
 from app.core.pagination import PageParams, paginate
 from app.events.service import record
@@ -22,7 +22,14 @@ from app.models.trusted_device import TrustedDevice
 from app.models.user import User
 from app.models.user_verifier import UserVerifier
 from app.organization.service import touch
-from app.user.schemas import UserCreate, UserUpdate, normalize_username, username_error
+from app.user.identifiers import skeleton
+from app.user.schemas import (
+    UserCreate,
+    UserUpdate,
+    display_username,
+    normalize_username,
+    username_error,
+)
 
 
 def subject(user: User) -> dict[str, Any]:
@@ -65,6 +72,27 @@ async def _username_taken(session: AsyncSession, issuer_id: str, normalized: str
     return (await session.scalar(stmt)) is not None
 
 
+async def _lookalike_taken(session: AsyncSession, issuer_id: str, skel: str,
+                           except_id: str | None = None) -> bool:
+    stmt = select(User.id).where(User.issuer_id == issuer_id, User.username_skeleton == skel)
+    if except_id:
+        stmt = stmt.where(User.id != except_id)
+    return (await session.scalar(stmt.limit(1))) is not None
+
+
+async def _check_username_free(session: AsyncSession, issuer_id: str, normalized: str,
+                               except_id: str | None = None) -> str:
+    """409 for the same username or a look-alike of one; returns the skeleton to store."""
+    if await _username_taken(session, issuer_id, normalized, except_id=except_id):
+        raise Conflict("A user with this username already exists in the issuer")
+    skel = skeleton(normalized)
+    if await _lookalike_taken(session, issuer_id, skel, except_id=except_id):
+        raise Conflict("A user with a look-alike username already exists in the issuer",
+                       fields=[FieldError("username", "lookalike",
+                                          "looks like the username of an existing user")])
+    return skel
+
+
 async def _flush_unique(session: AsyncSession) -> None:
     """A concurrent insert of the same username loses at the unique constraint: still a 409."""
     try:
@@ -76,13 +104,13 @@ async def _flush_unique(session: AsyncSession) -> None:
 async def create_user(session: AsyncSession, *, account_id: str, issuer_id: str, body: UserCreate,
                       auth: Principal) -> User:
     normalized = normalize_username(body.username)
-    if await _username_taken(session, issuer_id, normalized):
-        raise Conflict("A user with this username already exists in the issuer")
+    skel = await _check_username_free(session, issuer_id, normalized)
     now = now_ms()
     pending = body.status == "pending_approval"
     user = User(id=new_id("usr"), account_id=account_id, issuer_id=issuer_id, status=body.status,
                 username_type=body.username_type, username=body.username,
-                username_normalized=normalized, profile=body.profile, scopes=body.scopes or [],
+                username_normalized=normalized, username_skeleton=skel, profile=body.profile,
+                scopes=body.scopes or [],
                 security={}, preferences=body.preferences or {},
                 custom_fields=body.custom_fields or {}, metadata_=body.metadata or {},
                 approval={"status": "pending", "requested_at": now} if pending else {},
@@ -143,10 +171,11 @@ async def update_user(session: AsyncSession, user: User, body: UserUpdate, auth:
         err = username_error(kind, username)
         if err:
             raise ValidationFailed(err, field="username")
+        username = display_username(kind, username)
         normalized = normalize_username(username)
-        if await _username_taken(session, user.issuer_id, normalized, except_id=user.id):
-            raise Conflict("A user with this username already exists in the issuer")
+        skel = await _check_username_free(session, user.issuer_id, normalized, except_id=user.id)
         user.username_type, user.username, user.username_normalized = kind, username, normalized
+        user.username_skeleton = skel
     for field in ("profile", "preferences", "custom_fields", "metadata", "scopes"):
         if field in changes:
             empty: Any = [] if field == "scopes" else {}
@@ -177,6 +206,7 @@ async def delete_user(session: AsyncSession, user: User, auth: Principal) -> Non
     user.status_by = auth.actor_id
     # Frees the username for a new user; the row stays for the trail.
     user.username_normalized = f"deleted:{user.id}"
+    user.username_skeleton = None
     user.password_hash = None
     touch(user)
     # A deleted user belongs to no organization: drop the memberships, each with its own event.

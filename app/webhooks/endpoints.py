@@ -11,6 +11,7 @@ from app.core.auth import Principal, scoped
 from app.core.etags import check_if_match
 from app.core.pagination import PageParams, page_params, paginate
 from app.core.session import db_session
+from app.core.validation import MAX_TIMESTAMP_MS
 from app.models.webhook import Webhook
 from app.models.webhook_delivery import WebhookDelivery
 from app.webhooks import service
@@ -119,8 +120,10 @@ async def list_deliveries(
     webhook_id: str,
     event_type: str | None = Query(None, max_length=80),
     status: str | None = Query(None, max_length=32),
-    after: float | None = Query(None, ge=0, description="Created after (Unix ms, exclusive)"),
-    before: float | None = Query(None, ge=0, description="Created before (Unix ms, exclusive)"),
+    after: float | None = Query(None, ge=0, le=MAX_TIMESTAMP_MS, allow_inf_nan=False,
+                                       description="Created after (Unix ms, exclusive)"),
+    before: float | None = Query(None, ge=0, le=MAX_TIMESTAMP_MS, allow_inf_nan=False,
+                                       description="Created before (Unix ms, exclusive)"),
     params: PageParams = Depends(page_params),
     _: Principal = Depends(scoped("webhooks", "read")),
     session: AsyncSession = Depends(db_session, scope="function"),

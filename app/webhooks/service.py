@@ -16,6 +16,9 @@ from app.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from app.core.ids import new_id, now_ms
 from app.events.service import record
 from app.models.event import Event
+from app.models.issuer import Issuer
+from app.models.organization import Organization
+from app.models.user import User
 from app.models.webhook import Webhook
 from app.models.webhook_delivery import WebhookDelivery
 from app.models.webhook_delivery_attempt import WebhookDeliveryAttempt
@@ -73,9 +76,29 @@ async def notify_relays(session: AsyncSession) -> None:
     await session.execute(text("SELECT pg_notify(:c, '')"), {"c": CHANNEL})
 
 
+_SUBJECT_MODELS: dict[str, Any] = {"issuer_id": Issuer, "org_id": Organization, "user_id": User}
+
+
+async def _check_subjects(session: AsyncSession, account_id: str, subjects: list[Any] | None) -> None:
+    """A subject filter must name an issuer, organization or user of this account (422 otherwise):
+    a filter on someone else's id would silently match nothing."""
+    for index, subject in enumerate(subjects or []):
+        for field, model in _SUBJECT_MODELS.items():
+            value = getattr(subject, field, None)
+            if value is None:
+                continue
+            found = await session.scalar(select(model.id).where(model.id == value,
+                                                                model.account_id == account_id))
+            if found is None:
+                raise ValidationFailed(f"subjects[{index}].{field} does not name one of this account's "
+                                       f"{field.removesuffix('_id').replace('org', 'organization')}s",
+                                       field=f"subjects.{index}.{field}", code="not_found")
+
+
 async def create_webhook(session: AsyncSession, account_id: str, body: WebhookCreate, auth: Principal,
                          *, server_key: str, allow_private: bool) -> tuple[Webhook, str]:
     await _check_url(body.url, allow_private)
+    await _check_subjects(session, account_id, body.subjects)
     secret = signing.generate_secret()
     now = now_ms()
     webhook = Webhook(
@@ -134,6 +157,7 @@ async def update_webhook(session: AsyncSession, webhook: Webhook, body: WebhookU
         webhook.description = changes["description"]
         changed.append("description")
     if "subjects" in changes:
+        await _check_subjects(session, webhook.account_id, body.subjects)
         webhook.subjects = [s.model_dump(exclude_none=True) for s in body.subjects or []]
         changed.append("subjects")
     if "metadata" in changes:

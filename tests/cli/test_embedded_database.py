@@ -65,5 +65,7 @@ class TestEmbeddedDatabase:
                     proc.wait(timeout=60)
         output = first.stdout.read() if first.stdout else ""
         assert "EMBEDDED PostgreSQL" in output
+        # Both roles were made: the server runs as authpi_server, not as the migrating owner.
+        assert "trigger alone" not in output
         # The secret key was generated once and kept for every process of this data dir.
         assert (data_dir / "secret.key").exists()

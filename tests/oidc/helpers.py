@@ -72,8 +72,11 @@ async def sign_in(http: httpx.AsyncClient, authorize_url: str, username: str, pa
         page = await http.get(login_url)
         assert page.status_code == 200, page.text
         fields = form_fields(page.text)
+        # As a browser posting our own form: with its Origin.
+        origin = f"{r.url.scheme}://{r.url.netloc.decode()}"
         r = await http.post(login_url.split("?")[0], data={**fields, "username": username,
-                                                            "password": password})
+                                                            "password": password},
+                            headers={"Origin": origin})
         if r.status_code != 303:
             return r
         r = await http.get(urljoin(str(r.url), r.headers["location"]))

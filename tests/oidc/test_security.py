@@ -279,7 +279,7 @@ class TestHostedLogin:
         assert page.headers["x-frame-options"] == "DENY"
         assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
         assert page.headers["x-content-type-options"] == "nosniff"
-        assert page.headers["referrer-policy"] == "no-referrer"
+        assert page.headers["referrer-policy"] == "same-origin"
         assert page.headers["cache-control"] == "no-store"
         cookie = page.headers["set-cookie"]
         assert f"Path=/{setup.issuer_id}" in cookie

@@ -51,13 +51,18 @@ class TestDeliver:
     async def test_subject_filters_limit_what_is_delivered(
             self, app: FastAPI, admin: AuthPIAdmin, account: AccountCredentials, receiver: Receiver,
             path: str) -> None:
+        # Filters name real ids of the account (a filter on an unknown id is refused).
+        i_keep = (await admin.issuers.create({"name": "keep"})).id
+        org_keep = (await admin.issuer(i_keep).organizations.create({"name": "keep"})).id
+        usr_k = (await admin.issuer(i_keep).users.create({"username_type": "username",
+                                                          "username": "keep"})).id
         await create_hook(admin, receiver, path, ["user.updated"],
-                          subjects=[{"issuer_id": "i_keep"}, {"org_id": "org_keep", "user_id": "usr_k"}])
-        keep1 = await emit(app, account.account_id, "user.updated", "usr_1", issuer_id="i_keep")
+                          subjects=[{"issuer_id": i_keep}, {"org_id": org_keep, "user_id": usr_k}])
+        keep1 = await emit(app, account.account_id, "user.updated", "usr_1", issuer_id=i_keep)
         await emit(app, account.account_id, "user.updated", "usr_2", issuer_id="i_other")
-        await emit(app, account.account_id, "user.updated", "usr_3", org_id="org_keep")  # user differs
-        keep2 = await emit(app, account.account_id, "user.updated", "usr_k", org_id="org_keep",
-                           user_id="usr_k")
+        await emit(app, account.account_id, "user.updated", "usr_3", org_id=org_keep)  # user differs
+        keep2 = await emit(app, account.account_id, "user.updated", usr_k, org_id=org_keep,
+                           user_id=usr_k)
         await receiver.wait_for(path, 2)
         await asyncio.sleep(0.3)
         assert sorted(r.webhook_id for r in receiver.at(path)) == sorted([keep1, keep2])

@@ -53,11 +53,16 @@ class TestCreateWebhook:
         assert secret not in str(events[0]["data"])
 
     async def test_subjects_retry_and_breaker_are_kept(self, admin: AuthPIAdmin) -> None:
+        # Subject filters name real ids of the account (unknown ones are refused).
+        i_1 = (await admin.issuers.create({"name": "keep"})).id
+        org_2 = (await admin.issuer(i_1).organizations.create({"name": "keep"})).id
+        usr_3 = (await admin.issuer(i_1).users.create({"username_type": "username", "username": "k"})).id
+        subjects = [{"issuer_id": i_1}, {"org_id": org_2, "user_id": usr_3}]
         hook = await admin.webhooks.create(body(
-            subjects=[{"issuer_id": "i_1"}, {"org_id": "org_2", "user_id": "usr_3"}],
+            subjects=subjects,
             retry={"max_attempts": 3, "initial_delay_ms": 200}, circuit_breaker={"failure_threshold": 5},
             status="paused"))
-        assert hook.subjects == [{"issuer_id": "i_1"}, {"org_id": "org_2", "user_id": "usr_3"}]
+        assert hook.subjects == subjects
         assert hook.retry["max_attempts"] == 3
         assert hook.retry["initial_delay_ms"] == 200
         assert hook.circuit_breaker["failure_threshold"] == 5

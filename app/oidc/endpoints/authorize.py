@@ -41,6 +41,21 @@ SINGLE = ("client_id", "redirect_uri", "response_type", "scope", "state", "nonce
           "code_challenge_method", "prompt", "max_age", "org", "response_mode", "login_hint")
 
 
+# Bounds on what an authorization request may carry. It travels on into the signed login link and
+# back to the client (state), so oversize values are refused with a page, never carried or echoed.
+MAX_QUERY_BYTES = 8 * 1024
+MAX_PARAMS = 40
+MAX_VALUE = {"state": 1024, "nonce": 512, "login_hint": 320, "client_id": 64, "code_challenge": 128,
+             "code_challenge_method": 16, "response_type": 32, "response_mode": 32, "prompt": 64,
+             "max_age": 16, "org": 64, "scope": 2048, "redirect_uri": 2048, "resource": 2048}
+DEFAULT_MAX_VALUE = 2048
+
+
+def oversize(query: bytes, pairs: list[tuple[str, str]]) -> bool:
+    return (len(query) > MAX_QUERY_BYTES or len(pairs) > MAX_PARAMS
+            or any(len(value) > MAX_VALUE.get(name, DEFAULT_MAX_VALUE) for name, value in pairs))
+
+
 _LOOPBACK = re.compile(r"^http://(127\.0\.0\.1|\[::1\])(?::(\d{1,5}))?(/[^#]*)?$")
 
 
@@ -108,6 +123,9 @@ async def authorize(issuer_id: str, request: Request) -> Response:
         return message_page("Not found", "This sign-in address does not exist.", status_code=404)
     rt = get_runtime(request)
     pairs = list(request.query_params.multi_items())
+    if oversize(request.scope.get("query_string", b""), pairs):
+        return message_page("Sign-in error", "This sign-in request is too large.", status_code=400,
+                            issuer_name=keys.issuer_name)
     params: dict[str, str] = {}
     resources: list[str] = []
     duplicated = False

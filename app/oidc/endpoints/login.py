@@ -37,6 +37,18 @@ GENERIC_FAILURE = "The username or password is incorrect."
 PASSWORD = "password"  # the throttle's credential kind
 
 
+def same_origin(request: Request, public: str) -> bool:
+    """The form was posted from our own pages: `Origin` says so or, where a client sends none,
+    `Referer` does. A request with neither is refused (a CSRF token alone is one defence, not two).
+    The pages' `Referrer-Policy: same-origin` makes browsers send the real Origin here."""
+    origin = request.headers.get("origin")
+    if origin is not None and origin != "null":
+        return origin.rstrip("/") == public
+    referer = request.headers.get("referer")
+    return referer is not None and (referer == public or referer.startswith(public + "/"))
+
+
+
 async def _issuer_name(request: Request, issuer_id: str) -> str | None:
     keys = await key_set(request, issuer_id)
     if keys is None:
@@ -89,10 +101,8 @@ async def login_submit(issuer_id: str, request: Request) -> Response:
     if params is None:
         return message_page("Sign-in error", "This sign-in link is invalid or has expired.",
                             issuer_name=keys.issuer_name)
-    origin = request.headers.get("origin")
     public = request.app.state.settings.resolved_public_url()
-    if not csrf_ok(request, issuer_id, str(form.get("csrf") or "")) or (
-            origin not in (None, "null") and origin.rstrip("/") != public):
+    if not csrf_ok(request, issuer_id, str(form.get("csrf") or "")) or not same_origin(request, public):
         return message_page("Sign-in error", "The form expired. Please try again.",
                             issuer_name=keys.issuer_name, status_code=403)
     username = str(form.get("username") or "")[:320]
