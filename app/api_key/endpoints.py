@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
@@ -11,18 +9,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api_key import service
 from app.api_key.schemas import (
+    ApiKeyListItem,
+    ApiKeyOut,
+    ApiKeyWithSecret,
+    CallerIdentity,
     CreateApiKey,
+    KeyRotated,
     RotateApiKey,
     StatusChange,
     UpdateApiKey,
-    api_key_list_item,
-    api_key_to_api,
 )
 from app.core import envelopes
 from app.core.auth import Principal, account_principal, authenticate, require_scope, scoped
 from app.core.errors import InsufficientScope, NotFound
 from app.core.etags import check_if_match
 from app.core.pagination import PageParams, page_params
+from app.core.responses import Obj, Page, with_fields
 from app.core.scopes import has_access
 from app.core.session import db_session
 from app.issuer.dependencies import get_issuer_in_account
@@ -55,7 +57,7 @@ def caller_identity(principal: Principal) -> dict[str, object]:
     return identity
 
 
-@router.get("/me")
+@router.get("/me", response_model=Obj[CallerIdentity])
 async def get_me(request: Request) -> Response:
     """Who is calling: the credential's account or organization and its scopes."""
     principal = await authenticate(request)
@@ -107,11 +109,7 @@ async def _account_org_id(session: AsyncSession, account_id: str) -> str:
     return (await get_account(session, account_id)).org_id
 
 
-def _with_secret(key: ApiKey, secret: str) -> dict[str, Any]:
-    return {**api_key_to_api(key), "secret_plain": secret}
-
-
-@router.get(KEYS)
+@router.get(KEYS, response_model=Page[ApiKeyListItem])
 async def list_api_keys(
     account_id: str,
     filters: KeyFilterParams = Depends(),
@@ -122,10 +120,10 @@ async def list_api_keys(
     """The account's own API keys, newest first (organization keys are listed per organization)."""
     rows, has_more, cursor = await service.list_keys(
         session, account_id=account_id, filters=filters.filters, params=params, owner_kind="account")
-    return envelopes.page([api_key_list_item(k) for k in rows], has_more=has_more, next_cursor=cursor)
+    return envelopes.page([ApiKeyListItem.of(k) for k in rows], has_more=has_more, next_cursor=cursor)
 
 
-@router.post(KEYS)
+@router.post(KEYS, status_code=201, response_model=Obj[ApiKeyWithSecret])
 async def create_api_key(
     account_id: str,
     body: CreateApiKey,
@@ -138,10 +136,10 @@ async def create_api_key(
     key, secret = await service.create_account_key(
         session, account_id=account_id, account_org_id=await _account_org_id(session, account_id),
         issuer_id=AUTHPI_ISSUER_ID, body=body, auth=principal)
-    return envelopes.created(_with_secret(key, secret))
+    return envelopes.created(ApiKeyWithSecret.with_secret(key, secret))
 
 
-@router.get(KEY)
+@router.get(KEY, response_model=Obj[ApiKeyOut])
 async def get_api_key(
     account_id: str,
     key_id: str,
@@ -151,10 +149,10 @@ async def get_api_key(
     """One API key of the account (account or organization key); never its secret."""
     key = await service.get_key(session, account_id=account_id, key_id=key_id)
     _require_key_scope(principal, key, "read")
-    return envelopes.obj(api_key_to_api(key))
+    return envelopes.obj(ApiKeyOut.of(key))
 
 
-@router.patch(KEY)
+@router.patch(KEY, response_model=Obj[ApiKeyOut])
 async def update_api_key(
     account_id: str,
     key_id: str,
@@ -165,10 +163,10 @@ async def update_api_key(
 ) -> JSONResponse:
     """Change a key's name, description, tags, restrictions, expiry, metadata or status."""
     key = await _key_for(session, request, account_id, key_id, principal, "write")
-    return envelopes.obj(api_key_to_api(await service.update_key(session, key, body, principal)))
+    return envelopes.obj(ApiKeyOut.of(await service.update_key(session, key, body, principal)))
 
 
-@router.delete(KEY)
+@router.delete(KEY, status_code=204)
 async def delete_api_key(
     account_id: str,
     key_id: str,
@@ -182,7 +180,7 @@ async def delete_api_key(
     return envelopes.no_content()
 
 
-@router.post(KEY + "/block")
+@router.post(KEY + "/block", response_model=Obj[ApiKeyOut])
 async def block_api_key(
     account_id: str,
     key_id: str,
@@ -193,10 +191,10 @@ async def block_api_key(
 ) -> JSONResponse:
     """Block a key (reversible): it stops verifying at once, everywhere."""
     key = await _key_for(session, request, account_id, key_id, principal, "write")
-    return envelopes.obj(api_key_to_api(await service.block_key(session, key, body, principal)))
+    return envelopes.obj(ApiKeyOut.of(await service.block_key(session, key, body, principal)))
 
 
-@router.post(KEY + "/unblock")
+@router.post(KEY + "/unblock", response_model=Obj[ApiKeyOut])
 async def unblock_api_key(
     account_id: str,
     key_id: str,
@@ -206,10 +204,10 @@ async def unblock_api_key(
 ) -> JSONResponse:
     """Unblock a blocked key."""
     key = await _key_for(session, request, account_id, key_id, principal, "write")
-    return envelopes.obj(api_key_to_api(await service.unblock_key(session, key, principal)))
+    return envelopes.obj(ApiKeyOut.of(await service.unblock_key(session, key, principal)))
 
 
-@router.post(KEY + "/revoke")
+@router.post(KEY + "/revoke", response_model=Obj[ApiKeyOut])
 async def revoke_api_key(
     account_id: str,
     key_id: str,
@@ -220,10 +218,10 @@ async def revoke_api_key(
 ) -> JSONResponse:
     """Revoke a key (final): it never verifies again."""
     key = await _key_for(session, request, account_id, key_id, principal, "write")
-    return envelopes.obj(api_key_to_api(await service.revoke_key(session, key, body, principal)))
+    return envelopes.obj(ApiKeyOut.of(await service.revoke_key(session, key, body, principal)))
 
 
-@router.post(KEY + "/rotate")
+@router.post(KEY + "/rotate", response_model=Obj[KeyRotated])
 async def rotate_api_key(
     account_id: str,
     key_id: str,
@@ -235,9 +233,7 @@ async def rotate_api_key(
     """Give a key a new secret, returned in this response only (optional grace for the old one)."""
     key = await _key_for(session, request, account_id, key_id, principal, "write")
     key, secret = await service.rotate_key(session, key, body, principal)
-    return envelopes.obj({"secret_plain": secret, "id": key.id, "secret_hint": key.secret_hint,
-                          "last_rotated_at": key.last_rotated_at,
-                          "previous_secret_expires_at": key.previous_secret_expires_at},
+    return envelopes.obj(KeyRotated.model_validate(with_fields(key, secret_plain=secret)),
                          etag_ms=key.version)
 
 
@@ -256,7 +252,7 @@ async def _organization(session: AsyncSession, account_id: str, issuer_id: str, 
     return org
 
 
-@router.get(ORG_KEYS)
+@router.get(ORG_KEYS, response_model=Page[ApiKeyListItem])
 async def list_organization_api_keys(
     account_id: str,
     issuer_id: str,
@@ -272,10 +268,10 @@ async def list_organization_api_keys(
     rows, has_more, cursor = await service.list_keys(
         session, account_id=account_id, filters=filters.filters, params=params,
         owner_kind="organization", org_id=org_id, issuer_id=issuer_id)
-    return envelopes.page([api_key_list_item(k) for k in rows], has_more=has_more, next_cursor=cursor)
+    return envelopes.page([ApiKeyListItem.of(k) for k in rows], has_more=has_more, next_cursor=cursor)
 
 
-@router.post(ORG_KEYS)
+@router.post(ORG_KEYS, status_code=201, response_model=Obj[ApiKeyWithSecret])
 async def create_organization_api_key(
     account_id: str,
     issuer_id: str,
@@ -288,4 +284,4 @@ async def create_organization_api_key(
     require_scope(principal, ORG_RESOURCE, "write")
     org = await _organization(session, account_id, issuer_id, org_id)
     key, secret = await service.create_org_key(session, org=org, body=body, auth=principal)
-    return envelopes.created(_with_secret(key, secret))
+    return envelopes.created(ApiKeyWithSecret.with_secret(key, secret))

@@ -7,11 +7,19 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.client import service
-from app.client.schemas import ClientCreate, ClientUpdate, client_list_item, client_to_api
+from app.client.schemas import (
+    ClientCreate,
+    ClientCreated,
+    ClientListItem,
+    ClientOut,
+    ClientSecret,
+    ClientUpdate,
+)
 from app.core import envelopes
 from app.core.auth import Principal, scoped
 from app.core.etags import check_if_match
 from app.core.pagination import PageParams, page_params
+from app.core.responses import Obj, Page, with_fields
 from app.core.session import db_session
 from app.issuer.dependencies import get_issuer_in_account
 from app.oidc.cache import invalidate_client
@@ -20,7 +28,7 @@ router = APIRouter(tags=["clients"])
 BASE = "/accounts/{account_id}/issuers/{issuer_id}/clients"
 
 
-@router.get(BASE)
+@router.get(BASE, response_model=Page[ClientListItem])
 async def list_clients(
     account_id: str,
     issuer_id: str,
@@ -38,10 +46,10 @@ async def list_clients(
     rows, has_more, cursor = await service.list_clients(
         session, issuer, params, q=q, name=name, status=status, application_type=application_type,
         readiness=readiness)
-    return envelopes.page([client_list_item(c) for c in rows], has_more=has_more, next_cursor=cursor)
+    return envelopes.page([ClientListItem.of(c) for c in rows], has_more=has_more, next_cursor=cursor)
 
 
-@router.post(BASE, status_code=201)
+@router.post(BASE, status_code=201, response_model=Obj[ClientCreated])
 async def create_client(
     account_id: str,
     issuer_id: str,
@@ -52,13 +60,10 @@ async def create_client(
     """Register a client; a confidential client's secret is returned only here."""
     issuer = await get_issuer_in_account(session, account_id, issuer_id)
     client, secret = await service.create_client(session, issuer, body, principal)
-    data = client_to_api(client)
-    if secret is not None:
-        data["secret"] = secret
-    return envelopes.created(data)
+    return envelopes.created(ClientCreated.model_validate(with_fields(client, secret=secret)))
 
 
-@router.get(BASE + "/{client_id}")
+@router.get(BASE + "/{client_id}", response_model=Obj[ClientOut])
 async def get_client(
     account_id: str,
     issuer_id: str,
@@ -68,10 +73,10 @@ async def get_client(
 ) -> JSONResponse:
     """One client (never its secret)."""
     issuer = await get_issuer_in_account(session, account_id, issuer_id)
-    return envelopes.obj(client_to_api(await service.get_client(session, issuer, client_id)))
+    return envelopes.obj(ClientOut.of(await service.get_client(session, issuer, client_id)))
 
 
-@router.patch(BASE + "/{client_id}")
+@router.patch(BASE + "/{client_id}", response_model=Obj[ClientOut])
 async def update_client(
     account_id: str,
     issuer_id: str,
@@ -87,7 +92,7 @@ async def update_client(
     check_if_match(request, client.version)
     client = await service.update_client(session, client, body, principal)
     await invalidate_client(request.app, session, client.id)
-    return envelopes.obj(client_to_api(client))
+    return envelopes.obj(ClientOut.of(client))
 
 
 @router.delete(BASE + "/{client_id}", status_code=204)
@@ -108,7 +113,7 @@ async def delete_client(
     return envelopes.no_content()
 
 
-@router.post(BASE + "/{client_id}/secret/rotate")
+@router.post(BASE + "/{client_id}/secret/rotate", response_model=Obj[ClientSecret])
 async def rotate_client_secret(
     account_id: str,
     issuer_id: str,
@@ -123,4 +128,4 @@ async def rotate_client_secret(
     check_if_match(request, client.version)
     secret = await service.rotate_secret(session, client, principal)
     await invalidate_client(request.app, session, client.id)
-    return envelopes.obj({"secret": secret}, etag_ms=client.version)
+    return envelopes.obj(ClientSecret(secret=secret), etag_ms=client.version)
