@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from app.oidc import openapi as docs
 from app.oidc.errors import issuer_not_found
 from app.oidc.keys import ID_TOKEN_ALG
 from app.oidc.runtime import key_set
@@ -51,7 +52,7 @@ def discovery_document(issuer_url: str, available_scopes: list[str]) -> dict[str
     }
 
 
-@router.get("/{issuer_id}/.well-known/openid-configuration", include_in_schema=False)
+@router.get("/{issuer_id}/.well-known/openid-configuration", **docs.DISCOVERY)
 async def openid_configuration(issuer_id: str, request: Request) -> Response:
     """The issuer's OpenID Provider metadata."""
     keys = await key_set(request, issuer_id)
@@ -61,13 +62,13 @@ async def openid_configuration(issuer_id: str, request: Request) -> Response:
                     headers={"Cache-Control": _CACHE, "Access-Control-Allow-Origin": "*"})
 
 
-@router.get("/{issuer_id}/.well-known/oauth-authorization-server", include_in_schema=False)
+@router.get("/{issuer_id}/.well-known/oauth-authorization-server", **docs.DISCOVERY)
 async def oauth_metadata(issuer_id: str, request: Request) -> Response:
     """RFC 8414 metadata (the same document)."""
     return await openid_configuration(issuer_id, request)
 
 
-@router.get("/{issuer_id}/jwks.json", include_in_schema=False)
+@router.get("/{issuer_id}/jwks.json", **docs.JWKS)
 async def jwks(issuer_id: str, request: Request) -> Response:
     """The issuer's public keys, including retired ones whose tokens may still be live."""
     keys = await key_set(request, issuer_id)
