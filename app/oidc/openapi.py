@@ -88,10 +88,12 @@ _S = {"type": "string"}
 _CLIENT = {"client_id": _S, "client_secret": _S}
 _HTML = {"text/html": {"schema": {"type": "string"}}}
 # Any route: the request limits (413, 431) and a database outage (503), in the contract's error body.
+# JSON even on the HTML pages' routes, so the content is given rather than `model`.
+_ERROR_JSON = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
 _ALWAYS: dict[int | str, dict[str, Any]] = {
-    413: {"model": ErrorBody, "description": "The request body is too large"},
-    431: {"model": ErrorBody, "description": "The request headers are too large"},
-    503: {"model": ErrorBody, "description": "The database is unavailable; retry later"},
+    413: {"content": _ERROR_JSON, "description": "The request body is too large"},
+    431: {"content": _ERROR_JSON, "description": "The request headers are too large"},
+    503: {"content": _ERROR_JSON, "description": "The database is unavailable; retry later"},
 }
 _NOT_FOUND_JSON = {404: {"model": ErrorBody, "description": "No such issuer"}, **_ALWAYS}
 _NOT_FOUND_HTML = {404: {"description": "No such issuer (an HTML page)", "content": _HTML}, **_ALWAYS}

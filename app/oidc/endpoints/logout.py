@@ -18,7 +18,8 @@ from app.session.service import end_session, find_by_cookie
 router = APIRouter()
 
 
-@router.api_route("/{issuer_id}/logout", methods=["GET", "POST"], **docs.LOGOUT)
+@router.get("/{issuer_id}/logout", **docs.LOGOUT)
+@router.post("/{issuer_id}/logout", **docs.LOGOUT)
 async def logout(issuer_id: str, request: Request) -> Response:
     """Sign out of this issuer."""
     keys = await key_set(request, issuer_id)

@@ -24,7 +24,8 @@ def _bearer(request: Request) -> str:
     return value.strip()
 
 
-@router.api_route("/{issuer_id}/userinfo", methods=["GET", "POST"], **docs.USERINFO)
+@router.get("/{issuer_id}/userinfo", **docs.USERINFO)
+@router.post("/{issuer_id}/userinfo", **docs.USERINFO)
 async def userinfo(issuer_id: str, request: Request) -> Response:
     """Claims about the token's subject."""
     try:
