@@ -93,7 +93,8 @@ class DeviceCreate(StrictModel):
     fingerprint: Annotated[str, StringConstraints(min_length=1, max_length=256)]
     name: ShortText | None = None
     user_agent: Annotated[str, StringConstraints(max_length=512)] | None = None
-    expires_at: TimestampMs | None = None
+    # Strict: `false` is not a time (lax validation would read it as 0, i.e. "the default").
+    expires_at: Annotated[TimestampMs, Field(strict=True)] | None = None
 
 
 class VerifierCreate(StrictModel):

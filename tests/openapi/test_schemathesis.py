@@ -101,8 +101,9 @@ async def test_openapi_document_describes_every_answer(app: FastAPI, fuzz_server
            "--report", "json", "--report-json-path", str(report_path)]
     for check in KNOWN_FAILING_CHECKS:
         cmd += ["--exclude-checks", check]
+    # In tmp_path: schemathesis keeps a cache (.schemathesis/) in its working directory.
     proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE,
-                                                stderr=asyncio.subprocess.STDOUT)
+                                                stderr=asyncio.subprocess.STDOUT, cwd=tmp_path)
     out, _ = await proc.communicate()
     text = out.decode(errors="replace")
     (reports / "schemathesis.txt").write_text(text)
