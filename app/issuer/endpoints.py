@@ -15,7 +15,6 @@ from app.core.session import db_session
 from app.issuer import service
 from app.issuer.dependencies import get_issuer_in_account
 from app.issuer.schemas import (
-    IntrospectionOut,
     IntrospectRequestBody,
     IssuerCreate,
     IssuerListItem,
@@ -24,6 +23,7 @@ from app.issuer.schemas import (
     SigningKeysRotated,
 )
 from app.oidc.cache import invalidate_issuer
+from app.oidc.openapi import Introspection
 
 router = APIRouter(tags=["issuers"])
 BASE = "/accounts/{account_id}/issuers"
@@ -121,7 +121,7 @@ async def rotate_signing_keys(
     return envelopes.obj(SigningKeysRotated(issuer_id=issuer_id, signing_keys=keys))
 
 
-@router.post(BASE + "/{issuer_id}/tokens/introspect", response_model=Obj[IntrospectionOut],
+@router.post(BASE + "/{issuer_id}/tokens/introspect", response_model=Obj[Introspection],
              openapi_extra=IntrospectRequestBody)
 async def introspect_token(
     account_id: str,

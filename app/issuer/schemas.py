@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from app.core.responses import JsonDict, ResponseModel, StrList, with_fields
 from app.core.validation import Description, JsonObject, Metadata, Name, ScopeList, StrictModel
@@ -81,14 +81,6 @@ class SigningKeyOut(ResponseModel):
 class SigningKeysRotated(ResponseModel):
     issuer_id: str
     signing_keys: list[SigningKeyOut]
-
-
-class IntrospectionOut(BaseModel):
-    """RFC 7662: `active`, and the token's claims when it is active."""
-
-    model_config = ConfigDict(extra="allow")
-
-    active: bool
 
 
 # The introspection body is read by hand (`{"token": ...}`); this documents it.
