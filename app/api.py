@@ -9,6 +9,7 @@ from app.agent.endpoints import router as agent_router
 from app.api_key.endpoints import router as api_key_router
 from app.auth_method.endpoints import router as auth_method_router
 from app.client.endpoints import router as client_router
+from app.core.responses import API_ERRORS
 from app.domain.endpoints import router as domain_router
 from app.events.endpoints import router as events_router
 from app.group.endpoints import router as group_router
@@ -22,7 +23,8 @@ from app.session.endpoints import router as session_router
 from app.user.endpoints import router as user_router
 from app.webhooks.endpoints import router as webhooks_router
 
-api_router = APIRouter(prefix="/v1")
+# Every /v1 route documents the contract's error statuses with the error body.
+api_router = APIRouter(prefix="/v1", responses=API_ERRORS)
 for router in (
     api_key_router,  # first: GET /v1/me is the hot path
     account_router,

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.core.responses import JsonDict, ResponseModel, with_fields
 from app.core.validation import Description, Metadata, Name, StrictModel, Url
-from app.models.account import Account
 
 # Accounts are facades over organizations of AuthPI's own issuer (contract §3.1 Account).
 AUTHPI_ISSUER_ID = "i_authpi"
@@ -17,27 +19,40 @@ class AccountUpdate(StrictModel):
     metadata: Metadata | None = None
 
 
-def account_to_api(account: Account) -> dict[str, Any]:
-    organization = {
-        "id": account.org_id,
-        "issuer_id": AUTHPI_ISSUER_ID,
-        "status": account.status,
-        "org_type": "account",
-        "name": account.name,
-        "description": account.description,
-        "logo_url": account.logo_url,
-        "created_at": account.created_at,
-        "updated_at": account.updated_at,
-    }
-    out: dict[str, Any] = {
-        "id": account.id,
-        "name": account.name,
-        "organization": organization,
-        "domains": account.domains,
-        "metadata": account.metadata_,
-        "created_at": account.created_at,
-        "updated_at": account.updated_at,
-    }
-    if account.owner_user_id:
-        out["owner_user_id"] = account.owner_user_id
-    return out
+class AccountDomain(BaseModel):
+    """A domain of the account (`{A}/domains`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    host: str
+
+
+class AccountOrganization(ResponseModel):
+    """The organization of AuthPI's own issuer that the account is a facade over."""
+
+    id: str = Field(validation_alias="org_id")
+    issuer_id: str = AUTHPI_ISSUER_ID
+    status: str
+    org_type: str = "account"
+    name: str
+    description: str | None
+    logo_url: str | None
+    created_at: int
+    updated_at: int | None
+
+
+class AccountOut(ResponseModel):
+    omit_if_none = ("owner_user_id",)
+
+    id: str
+    name: str
+    organization: AccountOrganization
+    domains: list[Any]
+    metadata: JsonDict = Field(validation_alias="metadata_")
+    owner_user_id: str | None = None
+    created_at: int
+    updated_at: int | None
+
+    @classmethod
+    def of(cls, row: Any) -> Self:
+        return cls.model_validate(with_fields(row, organization=row))

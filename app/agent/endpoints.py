@@ -7,12 +7,20 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agent import service
-from app.agent.schemas import AgentCreate, AgentUpdate, VerifierCreate, agent_to_api, verifier_to_api
+from app.agent.schemas import (
+    AgentCreate,
+    AgentOut,
+    AgentUpdate,
+    AgentVerifierCreated,
+    AgentVerifierOut,
+    VerifierCreate,
+)
 from app.core import envelopes
 from app.core.auth import Principal, scoped
 from app.core.errors import ValidationFailed
 from app.core.etags import check_if_match
 from app.core.pagination import PageParams, page_params
+from app.core.responses import Obj, Page, with_fields
 from app.core.session import db_session
 from app.issuer.dependencies import get_issuer_in_account
 
@@ -41,7 +49,7 @@ class AgentFilters:
         self.values = {"status": status, "model": model, "provider": provider, "has_verifiers": flag}
 
 
-@router.get(AGENTS)
+@router.get(AGENTS, response_model=Page[AgentOut])
 async def list_agents(
     account_id: str,
     issuer_id: str,
@@ -54,10 +62,10 @@ async def list_agents(
     await get_issuer_in_account(session, account_id, issuer_id)
     rows, has_more, cursor = await service.list_agents(
         session, account_id=account_id, issuer_id=issuer_id, params=params, filters=filters.values)
-    return envelopes.page([agent_to_api(a) for a in rows], has_more=has_more, next_cursor=cursor)
+    return envelopes.page([AgentOut.of(a) for a in rows], has_more=has_more, next_cursor=cursor)
 
 
-@router.post(AGENTS, status_code=201)
+@router.post(AGENTS, status_code=201, response_model=Obj[AgentOut])
 async def create_agent(
     account_id: str,
     issuer_id: str,
@@ -69,10 +77,10 @@ async def create_agent(
     await get_issuer_in_account(session, account_id, issuer_id)
     agent = await service.create_agent(session, account_id=account_id, issuer_id=issuer_id, body=body,
                                        auth=principal)
-    return envelopes.created(agent_to_api(agent))
+    return envelopes.created(AgentOut.of(agent))
 
 
-@router.get(AGENT)
+@router.get(AGENT, response_model=Obj[AgentOut])
 async def get_agent(
     account_id: str,
     issuer_id: str,
@@ -84,10 +92,10 @@ async def get_agent(
     await get_issuer_in_account(session, account_id, issuer_id)
     agent = await service.get_agent(session, account_id=account_id, issuer_id=issuer_id,
                                     agent_id=agent_id)
-    return envelopes.obj(agent_to_api(agent))
+    return envelopes.obj(AgentOut.of(agent))
 
 
-@router.patch(AGENT)
+@router.patch(AGENT, response_model=Obj[AgentOut])
 async def update_agent(
     account_id: str,
     issuer_id: str,
@@ -103,7 +111,7 @@ async def update_agent(
                                     agent_id=agent_id, for_update=True)
     check_if_match(request, agent.version)
     agent = await service.update_agent(session, agent, body, principal)
-    return envelopes.obj(agent_to_api(agent))
+    return envelopes.obj(AgentOut.of(agent))
 
 
 @router.delete(AGENT, status_code=204)
@@ -124,7 +132,7 @@ async def delete_agent(
     return envelopes.no_content()
 
 
-@router.get(AGENT + "/verifiers")
+@router.get(AGENT + "/verifiers", response_model=Page[AgentVerifierOut])
 async def list_verifiers(
     account_id: str,
     issuer_id: str,
@@ -136,10 +144,10 @@ async def list_verifiers(
     await get_issuer_in_account(session, account_id, issuer_id)
     agent = await service.get_agent(session, account_id=account_id, issuer_id=issuer_id,
                                     agent_id=agent_id)
-    return envelopes.page([verifier_to_api(v) for v in await service.list_verifiers(session, agent)])
+    return envelopes.page([AgentVerifierOut.of(v) for v in await service.list_verifiers(session, agent)])
 
 
-@router.post(AGENT + "/verifiers", status_code=201)
+@router.post(AGENT + "/verifiers", status_code=201, response_model=Obj[AgentVerifierCreated])
 async def create_verifier(
     account_id: str,
     issuer_id: str,
@@ -153,10 +161,7 @@ async def create_verifier(
     agent = await service.get_agent(session, account_id=account_id, issuer_id=issuer_id,
                                     agent_id=agent_id, for_update=True)
     row, secret = await service.create_verifier(session, agent, body, principal)
-    out = verifier_to_api(row)
-    if secret is not None:
-        out["secret"] = secret
-    return envelopes.created(out)
+    return envelopes.created(AgentVerifierCreated.model_validate(with_fields(row, secret=secret)))
 
 
 @router.delete(AGENT + "/verifiers/{verifier_id}", status_code=204)

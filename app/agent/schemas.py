@@ -5,11 +5,10 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, StringConstraints, model_validator
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
+from app.core.responses import JsonDict, ResponseModel, StrList
 from app.core.validation import Description, Metadata, Name, ScopeList, ShortText, StrictModel
-from app.models.agent import Agent
-from app.models.agent_verifier import AgentVerifier
 
 # CAIP-2 chain id (`namespace:reference`) and CAIP-10 account id (`chain_id:address`).
 _CAIP2 = r"[-a-z0-9]{3,8}:[-_a-zA-Z0-9]{1,32}"
@@ -61,37 +60,42 @@ class VerifierCreate(StrictModel):
         return self
 
 
-def agent_to_api(agent: Agent) -> dict[str, Any]:
-    return {
-        "id": agent.id,
-        "issuer_id": agent.issuer_id,
-        "name": agent.name,
-        "description": agent.description,
-        "model": agent.model,
-        "provider": agent.provider,
-        "version": agent.agent_version,
-        "status": agent.status,
-        "status_at": agent.status_at,
-        "status_reason": agent.status_reason,
-        "scopes": list(agent.scopes),
-        "metadata": agent.metadata_,
-        "created_at": agent.created_at,
-        "updated_at": agent.updated_at,
-    }
+class AgentOut(ResponseModel):
+    id: str
+    issuer_id: str
+    name: str
+    description: str | None
+    model: str | None
+    provider: str | None
+    version: str | None = Field(validation_alias="agent_version")
+    status: str
+    status_at: int | None
+    status_reason: str | None
+    scopes: StrList
+    metadata: JsonDict = Field(validation_alias="metadata_")
+    created_at: int
+    updated_at: int | None
 
 
-def verifier_to_api(v: AgentVerifier) -> dict[str, Any]:
+class AgentVerifierOut(ResponseModel):
     """Public facts only: the secret hash never leaves the server."""
-    return {
-        "id": v.id,
-        "agent_id": v.agent_id,
-        "type": v.type,
-        "name": v.name,
-        "description": v.description,
-        "status": v.status,
-        "credential": v.credential,
-        "usage_count": v.usage_count,
-        "last_used_at": v.last_used_at,
-        "created_at": v.created_at,
-        "updated_at": v.updated_at,
-    }
+
+    id: str
+    agent_id: str
+    type: str
+    name: str | None
+    description: str | None
+    status: str
+    credential: dict[str, Any] | None
+    usage_count: int
+    last_used_at: int | None
+    created_at: int
+    updated_at: int | None
+
+
+class AgentVerifierCreated(AgentVerifierOut):
+    """The create answer: a `secret` verifier's secret, shown this once."""
+
+    omit_if_none = ("secret",)
+
+    secret: str | None = None

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
@@ -13,12 +11,15 @@ from app.account.schemas import AUTHPI_ISSUER_ID
 from app.account.service import get_account
 from app.api_key import service
 from app.api_key.schemas import (
+    ApiKeyListItem,
+    ApiKeyOut,
+    ApiKeyWithSecret,
+    CallerIdentity,
     CreateApiKey,
+    KeyRotated,
     RotateApiKey,
     StatusChange,
     UpdateApiKey,
-    api_key_list_item,
-    api_key_to_api,
 )
 from app.api_key.verification import caller_identity
 from app.core import envelopes
@@ -26,6 +27,7 @@ from app.core.auth import Principal, account_principal, authenticate, require_sc
 from app.core.errors import InsufficientScope, NotFound
 from app.core.etags import check_if_match
 from app.core.pagination import PageParams, page_params
+from app.core.responses import Obj, Page, with_fields
 from app.core.scopes import has_access
 from app.core.session import db_session
 from app.issuer.dependencies import get_issuer_in_account
@@ -41,7 +43,7 @@ ORG_KEYS = "/accounts/{account_id}/issuers/{issuer_id}/organizations/{org_id}/ap
 ORG_RESOURCE = "issuers.organizations.api_keys"
 
 
-@router.get("/me")
+@router.get("/me", response_model=Obj[CallerIdentity])
 async def get_me(request: Request) -> Response:
     """Who is calling: the credential's account or organization and its scopes."""
     principal = await authenticate(request)
@@ -92,11 +94,7 @@ async def _account_org_id(session: AsyncSession, account_id: str) -> str:
     return (await get_account(session, account_id)).org_id
 
 
-def _with_secret(key: ApiKey, secret: str) -> dict[str, Any]:
-    return {**api_key_to_api(key), "secret_plain": secret}
-
-
-@router.get(KEYS)
+@router.get(KEYS, response_model=Page[ApiKeyListItem])
 async def list_api_keys(
     account_id: str,
     filters: KeyFilterParams = Depends(),
@@ -107,10 +105,10 @@ async def list_api_keys(
     """The account's own API keys, newest first (organization keys are listed per organization)."""
     rows, has_more, cursor = await service.list_keys(
         session, account_id=account_id, filters=filters.filters, params=params, owner_kind="account")
-    return envelopes.page([api_key_list_item(k) for k in rows], has_more=has_more, next_cursor=cursor)
+    return envelopes.page([ApiKeyListItem.of(k) for k in rows], has_more=has_more, next_cursor=cursor)
 
 
-@router.post(KEYS)
+@router.post(KEYS, status_code=201, response_model=Obj[ApiKeyWithSecret])
 async def create_api_key(
     account_id: str,
     body: CreateApiKey,
@@ -122,10 +120,10 @@ async def create_api_key(
     key, secret = await service.create_account_key(
         session, account_id=account_id, account_org_id=await _account_org_id(session, account_id),
         issuer_id=AUTHPI_ISSUER_ID, body=body, auth=principal)
-    return envelopes.created(_with_secret(key, secret))
+    return envelopes.created(ApiKeyWithSecret.with_secret(key, secret))
 
 
-@router.get(KEY)
+@router.get(KEY, response_model=Obj[ApiKeyOut])
 async def get_api_key(
     account_id: str,
     key_id: str,
@@ -135,10 +133,10 @@ async def get_api_key(
     """One API key of the account (account or organization key); never its secret."""
     key = await service.get_key(session, account_id=account_id, key_id=key_id)
     _require_key_scope(principal, key, "read")
-    return envelopes.obj(api_key_to_api(key))
+    return envelopes.obj(ApiKeyOut.of(key))
 
 
-@router.patch(KEY)
+@router.patch(KEY, response_model=Obj[ApiKeyOut])
 async def update_api_key(
     account_id: str,
     key_id: str,
@@ -149,10 +147,10 @@ async def update_api_key(
 ) -> JSONResponse:
     """Change a key's name, description, tags, restrictions, expiry, metadata or status."""
     key = await _key_for(session, request, account_id, key_id, principal, "write")
-    return envelopes.obj(api_key_to_api(await service.update_key(session, key, body, principal)))
+    return envelopes.obj(ApiKeyOut.of(await service.update_key(session, key, body, principal)))
 
 
-@router.delete(KEY)
+@router.delete(KEY, status_code=204)
 async def delete_api_key(
     account_id: str,
     key_id: str,
@@ -166,7 +164,7 @@ async def delete_api_key(
     return envelopes.no_content()
 
 
-@router.post(KEY + "/block")
+@router.post(KEY + "/block", response_model=Obj[ApiKeyOut])
 async def block_api_key(
     account_id: str,
     key_id: str,
@@ -177,10 +175,10 @@ async def block_api_key(
 ) -> JSONResponse:
     """Block a key (reversible): it stops verifying at once, everywhere."""
     key = await _key_for(session, request, account_id, key_id, principal, "write")
-    return envelopes.obj(api_key_to_api(await service.block_key(session, key, body, principal)))
+    return envelopes.obj(ApiKeyOut.of(await service.block_key(session, key, body, principal)))
 
 
-@router.post(KEY + "/unblock")
+@router.post(KEY + "/unblock", response_model=Obj[ApiKeyOut])
 async def unblock_api_key(
     account_id: str,
     key_id: str,
@@ -190,10 +188,10 @@ async def unblock_api_key(
 ) -> JSONResponse:
     """Unblock a blocked key."""
     key = await _key_for(session, request, account_id, key_id, principal, "write")
-    return envelopes.obj(api_key_to_api(await service.unblock_key(session, key, principal)))
+    return envelopes.obj(ApiKeyOut.of(await service.unblock_key(session, key, principal)))
 
 
-@router.post(KEY + "/revoke")
+@router.post(KEY + "/revoke", response_model=Obj[ApiKeyOut])
 async def revoke_api_key(
     account_id: str,
     key_id: str,
@@ -204,10 +202,10 @@ async def revoke_api_key(
 ) -> JSONResponse:
     """Revoke a key (final): it never verifies again."""
     key = await _key_for(session, request, account_id, key_id, principal, "write")
-    return envelopes.obj(api_key_to_api(await service.revoke_key(session, key, body, principal)))
+    return envelopes.obj(ApiKeyOut.of(await service.revoke_key(session, key, body, principal)))
 
 
-@router.post(KEY + "/rotate")
+@router.post(KEY + "/rotate", response_model=Obj[KeyRotated])
 async def rotate_api_key(
     account_id: str,
     key_id: str,
@@ -219,9 +217,7 @@ async def rotate_api_key(
     """Give a key a new secret, returned in this response only (optional grace for the old one)."""
     key = await _key_for(session, request, account_id, key_id, principal, "write")
     key, secret = await service.rotate_key(session, key, body, principal)
-    return envelopes.obj({"secret_plain": secret, "id": key.id, "secret_hint": key.secret_hint,
-                          "last_rotated_at": key.last_rotated_at,
-                          "previous_secret_expires_at": key.previous_secret_expires_at},
+    return envelopes.obj(KeyRotated.model_validate(with_fields(key, secret_plain=secret)),
                          etag_ms=key.version)
 
 
@@ -240,7 +236,7 @@ async def _organization(session: AsyncSession, account_id: str, issuer_id: str, 
     return org
 
 
-@router.get(ORG_KEYS)
+@router.get(ORG_KEYS, response_model=Page[ApiKeyListItem])
 async def list_organization_api_keys(
     account_id: str,
     issuer_id: str,
@@ -256,10 +252,10 @@ async def list_organization_api_keys(
     rows, has_more, cursor = await service.list_keys(
         session, account_id=account_id, filters=filters.filters, params=params,
         owner_kind="organization", org_id=org_id, issuer_id=issuer_id)
-    return envelopes.page([api_key_list_item(k) for k in rows], has_more=has_more, next_cursor=cursor)
+    return envelopes.page([ApiKeyListItem.of(k) for k in rows], has_more=has_more, next_cursor=cursor)
 
 
-@router.post(ORG_KEYS)
+@router.post(ORG_KEYS, status_code=201, response_model=Obj[ApiKeyWithSecret])
 async def create_organization_api_key(
     account_id: str,
     issuer_id: str,
@@ -272,4 +268,4 @@ async def create_organization_api_key(
     require_scope(principal, ORG_RESOURCE, "write")
     org = await _organization(session, account_id, issuer_id, org_id)
     key, secret = await service.create_org_key(session, org=org, body=body, auth=principal)
-    return envelopes.created(_with_secret(key, secret))
+    return envelopes.created(ApiKeyWithSecret.with_secret(key, secret))

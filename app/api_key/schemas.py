@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from app.core.ids import now_ms
+from app.core.responses import JsonDict, ResponseModel, StrList, with_fields
 from app.core.validation import (
     Description,
     Metadata,
@@ -93,49 +94,108 @@ def display_status(key: ApiKey) -> str:
     return key.status
 
 
-def api_key_to_api(key: ApiKey) -> dict[str, Any]:
-    """The contract's ApiKey: `secret` is metadata only, never the secret or its hash."""
-    out: dict[str, Any] = {
-        "id": key.id,
-        "org_id": key.org_id,
-        "issuer_id": key.issuer_id,
-        "type": key.type,
-        "name": key.name,
-        "description": key.description,
-        "tags": list(key.tags or []),
-        "restrictions": dict(key.restrictions or {}),
-        "secret": {"algorithm": SECRET_ALGORITHM, "hint": key.secret_hint},
-        "status": display_status(key),
-        "status_at": key.status_at,
-        "status_reason": key.status_reason,
-        "status_by": key.status_by,
-        "expires_at": key.expires_at,
-        "metadata": dict(key.metadata_ or {}),
-        "owner": key.owner_kind,
-        "last_rotated_at": key.last_rotated_at,
-        "created_at": key.created_at,
-        "updated_at": key.updated_at,
-    }
-    return out
+class KeySecretInfo(ResponseModel):
+    """Metadata of the secret, never the secret or its hash."""
+
+    algorithm: str = SECRET_ALGORITHM
+    hint: str | None
 
 
-def api_key_list_item(key: ApiKey) -> dict[str, Any]:
-    restrictions = key.restrictions or {}
-    return {
-        "id": key.id,
-        "org_id": key.org_id,
-        "issuer_id": key.issuer_id,
-        "type": key.type,
-        "status": display_status(key),
-        "name": key.name,
-        "description": key.description,
-        "tags": list(key.tags or []),
-        "scopes": list(restrictions.get("scopes", [])),
-        "ip_allowlist": list(restrictions.get("ip_allowlist") or []),
-        "expires_at": key.expires_at,
-        "secret_hint": key.secret_hint,
-        "last_rotated_at": key.last_rotated_at,
-        "status_at": key.status_at,
-        "created_at": key.created_at,
-        "updated_at": key.updated_at,
-    }
+class ApiKeyOut(ResponseModel):
+    id: str
+    org_id: str | None
+    issuer_id: str | None
+    type: str
+    name: str
+    description: str | None
+    tags: StrList
+    restrictions: JsonDict
+    secret: KeySecretInfo
+    status: str
+    status_at: int | None
+    status_reason: str | None
+    status_by: str | None
+    expires_at: int | None
+    metadata: JsonDict = Field(validation_alias="metadata_")
+    owner: str = Field(validation_alias="owner_kind")
+    last_rotated_at: int | None
+    created_at: int
+    updated_at: int | None
+
+    @classmethod
+    def of(cls, row: ApiKey) -> Self:
+        return cls.model_validate(with_fields(
+            row, status=display_status(row),
+            secret=KeySecretInfo(algorithm=SECRET_ALGORITHM, hint=row.secret_hint)))
+
+
+class ApiKeyWithSecret(ApiKeyOut):
+    """The create and rotate answers: the one time the secret is shown."""
+
+    secret_plain: str
+
+    @classmethod
+    def with_secret(cls, row: ApiKey, secret: str) -> Self:
+        return cls.model_validate(with_fields(
+            row, status=display_status(row), secret_plain=secret,
+            secret=KeySecretInfo(algorithm=SECRET_ALGORITHM, hint=row.secret_hint)))
+
+
+class ApiKeyListItem(ResponseModel):
+    id: str
+    org_id: str | None
+    issuer_id: str | None
+    type: str
+    status: str
+    name: str
+    description: str | None
+    tags: StrList
+    scopes: list[str]
+    ip_allowlist: list[str]
+    expires_at: int | None
+    secret_hint: str | None
+    last_rotated_at: int | None
+    status_at: int | None
+    created_at: int
+    updated_at: int | None
+
+    @classmethod
+    def of(cls, row: ApiKey) -> Self:
+        restrictions = row.restrictions or {}
+        return cls.model_validate(with_fields(
+            row, status=display_status(row), scopes=list(restrictions.get("scopes", [])),
+            ip_allowlist=list(restrictions.get("ip_allowlist") or [])))
+
+
+class KeyRotated(ResponseModel):
+    """The rotate answer: the new secret, shown this once."""
+
+    secret_plain: str
+    id: str
+    secret_hint: str | None
+    last_rotated_at: int | None
+    previous_secret_expires_at: int | None
+
+
+class CallerAccount(BaseModel):
+    account_id: str
+    org_id: str | None = None
+    scopes: list[str]
+
+
+class CallerOrganization(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    org_id: str
+    scopes: list[str]
+
+
+class CallerIdentity(BaseModel):
+    """GET /v1/me: who is calling (an account or an organization) and with which scopes."""
+
+    type: str
+    key_id: str | None = None
+    user_id: str | None = None
+    issuer_id: str | None = None
+    accounts: list[CallerAccount]
+    organizations: list[CallerOrganization]

@@ -7,10 +7,11 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth_method import service
-from app.auth_method.schemas import AuthMethodCreate, AuthMethodUpdate, auth_method_to_api
+from app.auth_method.schemas import AuthMethodCreate, AuthMethodOut, AuthMethodUpdate
 from app.core import envelopes
 from app.core.auth import Principal, scoped
 from app.core.etags import check_if_match
+from app.core.responses import Obj, Page
 from app.core.session import db_session
 from app.issuer.dependencies import get_issuer_in_account
 
@@ -23,7 +24,7 @@ READ = scoped("issuers", "read")
 WRITE = scoped("issuers", "write")
 
 
-@router.get(METHODS)
+@router.get(METHODS, response_model=Page[AuthMethodOut])
 async def list_auth_methods(
     account_id: str,
     issuer_id: str,
@@ -33,10 +34,10 @@ async def list_auth_methods(
     """Every auth method of the issuer (a short list: one page)."""
     await get_issuer_in_account(session, account_id, issuer_id)
     rows = await service.list_methods(session, account_id=account_id, issuer_id=issuer_id)
-    return envelopes.page([auth_method_to_api(m) for m in rows])
+    return envelopes.page([AuthMethodOut.of(m) for m in rows])
 
 
-@router.post(METHODS, status_code=201)
+@router.post(METHODS, status_code=201, response_model=Obj[AuthMethodOut])
 async def create_auth_method(
     account_id: str,
     issuer_id: str,
@@ -48,10 +49,10 @@ async def create_auth_method(
     """Add a sign-in method; first-party types exist at most once per issuer."""
     issuer = await get_issuer_in_account(session, account_id, issuer_id)
     m = await service.create_method(session, issuer, body, principal, request.app.state.secret_key)
-    return envelopes.created(auth_method_to_api(m))
+    return envelopes.created(AuthMethodOut.of(m))
 
 
-@router.get(METHOD)
+@router.get(METHOD, response_model=Obj[AuthMethodOut])
 async def get_auth_method(
     account_id: str,
     issuer_id: str,
@@ -62,10 +63,10 @@ async def get_auth_method(
     """One auth method."""
     await get_issuer_in_account(session, account_id, issuer_id)
     m = await service.get_method(session, account_id=account_id, issuer_id=issuer_id, method_id=method_id)
-    return envelopes.obj(auth_method_to_api(m))
+    return envelopes.obj(AuthMethodOut.of(m))
 
 
-@router.patch(METHOD)
+@router.patch(METHOD, response_model=Obj[AuthMethodOut])
 async def update_auth_method(
     account_id: str,
     issuer_id: str,
@@ -81,7 +82,7 @@ async def update_auth_method(
                                  method_id=method_id, for_update=True)
     check_if_match(request, m.version)
     m = await service.update_method(session, m, body, principal, request.app.state.secret_key)
-    return envelopes.obj(auth_method_to_api(m))
+    return envelopes.obj(AuthMethodOut.of(m))
 
 
 @router.delete(METHOD, status_code=204)

@@ -7,10 +7,11 @@ create/update, stored encrypted and never returned: responses show `client_secre
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal, Self
 
-from pydantic import StrictBool
+from pydantic import Field, StrictBool
 
+from app.core.responses import JsonDict, ResponseModel, with_fields
 from app.core.validation import JsonObject, Metadata, Name, StrictModel
 from app.models.auth_method import IssuerAuthMethod
 
@@ -39,18 +40,22 @@ class AuthMethodUpdate(StrictModel):
     metadata: Metadata | None = None
 
 
-def auth_method_to_api(m: IssuerAuthMethod) -> dict[str, Any]:
-    settings = dict(m.settings)
-    if m.type in PROVIDER_TYPES:
-        settings[f"{SECRET_SETTING}_set"] = m.secret_encrypted is not None
-    return {
-        "id": m.id,
-        "issuer_id": m.issuer_id,
-        "type": m.type,
-        "name": m.name,
-        "enabled": m.enabled,
-        "settings": settings,
-        "metadata": m.metadata_,
-        "created_at": m.created_at,
-        "updated_at": m.updated_at,
-    }
+class AuthMethodOut(ResponseModel):
+    """`settings` never carries the provider secret, only whether one is set."""
+
+    id: str
+    issuer_id: str
+    type: str
+    name: str | None
+    enabled: bool
+    settings: JsonDict
+    metadata: JsonDict = Field(validation_alias="metadata_")
+    created_at: int
+    updated_at: int | None
+
+    @classmethod
+    def of(cls, row: IssuerAuthMethod) -> Self:
+        settings = dict(row.settings or {})
+        if row.type in PROVIDER_TYPES:
+            settings[f"{SECRET_SETTING}_set"] = row.secret_encrypted is not None
+        return cls.model_validate(with_fields(row, settings=settings))

@@ -7,11 +7,19 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.client import service
-from app.client.schemas import ClientCreate, ClientUpdate, client_list_item, client_to_api
+from app.client.schemas import (
+    ClientCreate,
+    ClientCreated,
+    ClientListItem,
+    ClientOut,
+    ClientSecret,
+    ClientUpdate,
+)
 from app.core import envelopes
 from app.core.auth import Principal, scoped
 from app.core.etags import check_if_match
 from app.core.pagination import PageParams, page_params
+from app.core.responses import Obj, Page, with_fields
 from app.core.session import db_session
 from app.issuer.dependencies import get_issuer_in_account
 
@@ -19,7 +27,7 @@ router = APIRouter(tags=["clients"])
 BASE = "/accounts/{account_id}/issuers/{issuer_id}/clients"
 
 
-@router.get(BASE)
+@router.get(BASE, response_model=Page[ClientListItem])
 async def list_clients(
     account_id: str,
     issuer_id: str,
@@ -37,10 +45,10 @@ async def list_clients(
     rows, has_more, cursor = await service.list_clients(
         session, issuer, params, q=q, name=name, status=status, application_type=application_type,
         readiness=readiness)
-    return envelopes.page([client_list_item(c) for c in rows], has_more=has_more, next_cursor=cursor)
+    return envelopes.page([ClientListItem.of(c) for c in rows], has_more=has_more, next_cursor=cursor)
 
 
-@router.post(BASE, status_code=201)
+@router.post(BASE, status_code=201, response_model=Obj[ClientCreated])
 async def create_client(
     account_id: str,
     issuer_id: str,
@@ -51,13 +59,10 @@ async def create_client(
     """Register a client; a confidential client's secret is returned only here."""
     issuer = await get_issuer_in_account(session, account_id, issuer_id)
     client, secret = await service.create_client(session, issuer, body, principal)
-    data = client_to_api(client)
-    if secret is not None:
-        data["secret"] = secret
-    return envelopes.created(data)
+    return envelopes.created(ClientCreated.model_validate(with_fields(client, secret=secret)))
 
 
-@router.get(BASE + "/{client_id}")
+@router.get(BASE + "/{client_id}", response_model=Obj[ClientOut])
 async def get_client(
     account_id: str,
     issuer_id: str,
@@ -67,10 +72,10 @@ async def get_client(
 ) -> JSONResponse:
     """One client (never its secret)."""
     issuer = await get_issuer_in_account(session, account_id, issuer_id)
-    return envelopes.obj(client_to_api(await service.get_client(session, issuer, client_id)))
+    return envelopes.obj(ClientOut.of(await service.get_client(session, issuer, client_id)))
 
 
-@router.patch(BASE + "/{client_id}")
+@router.patch(BASE + "/{client_id}", response_model=Obj[ClientOut])
 async def update_client(
     account_id: str,
     issuer_id: str,
@@ -85,7 +90,7 @@ async def update_client(
     client = await service.get_client(session, issuer, client_id)
     check_if_match(request, client.version)
     client = await service.update_client(session, client, body, principal)
-    return envelopes.obj(client_to_api(client))
+    return envelopes.obj(ClientOut.of(client))
 
 
 @router.delete(BASE + "/{client_id}", status_code=204)
@@ -105,7 +110,7 @@ async def delete_client(
     return envelopes.no_content()
 
 
-@router.post(BASE + "/{client_id}/secret/rotate")
+@router.post(BASE + "/{client_id}/secret/rotate", response_model=Obj[ClientSecret])
 async def rotate_client_secret(
     account_id: str,
     issuer_id: str,
@@ -119,4 +124,4 @@ async def rotate_client_secret(
     client = await service.get_client(session, issuer, client_id)
     check_if_match(request, client.version)
     secret = await service.rotate_secret(session, client, principal)
-    return envelopes.obj({"secret": secret}, etag_ms=client.version)
+    return envelopes.obj(ClientSecret(secret=secret), etag_ms=client.version)

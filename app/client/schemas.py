@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, StringConstraints
 
+from app.core.responses import JsonDict, ResponseModel, with_fields
 from app.core.scopes import scope_error
 from app.core.validation import Description, Metadata, Name, StrictModel, Url
 from app.models.client import Client
@@ -118,45 +119,64 @@ def settings_to_stored(settings: ClientSettings) -> dict[str, Any]:
     return settings.model_dump(mode="json", exclude_none=True)
 
 
-def client_to_api(client: Client) -> dict[str, Any]:
-    return {
-        "id": client.id,
-        "issuer_id": client.issuer_id,
-        "status": client.status,
-        "type": client.type,
-        "confidential": client.confidential,
-        "secret_rotated_at": client.secret_rotated_at,
-        "name": client.name,
-        "description": client.description,
-        "logo_url": client.logo_url,
-        "settings": client.settings or {},
-        "status_at": client.status_at,
-        "metadata": client.metadata_ or {},
-        "created_at": client.created_at,
-        "updated_at": client.updated_at,
-    }
+class ClientOut(ResponseModel):
+    """Never the secret: it is only in the create and rotate answers (ClientWithSecret)."""
+
+    id: str
+    issuer_id: str
+    status: str
+    type: str
+    confidential: bool
+    secret_rotated_at: int | None
+    name: str
+    description: str | None
+    logo_url: str | None
+    settings: JsonDict
+    status_at: int | None
+    metadata: JsonDict = Field(validation_alias="metadata_")
+    created_at: int
+    updated_at: int | None
 
 
-def client_list_item(client: Client) -> dict[str, Any]:
-    settings = client.settings or {}
-    oid = settings.get("openid") or {}
-    return {
-        "id": client.id,
-        "issuer_id": client.issuer_id,
-        "status": client.status,
-        "type": client.type,
-        "confidential": client.confidential,
-        "name": client.name,
-        "description": client.description,
-        "logo_url": client.logo_url,
-        "scopes": list(settings.get("scopes") or []),
-        "protocol": settings.get("protocol", "oidc"),
-        "application_type": oid.get("application_type"),
-        "grant_types": list(oid.get("grant_types") or []),
-        "redirect_uri_count": len(oid.get("redirect_uris") or []),
-        "configuration_indexed": False,
-        "secret_rotated_at": client.secret_rotated_at,
-        "status_at": client.status_at,
-        "created_at": client.created_at,
-        "updated_at": client.updated_at,
-    }
+class ClientListItem(ResponseModel):
+    id: str
+    issuer_id: str
+    status: str
+    type: str
+    confidential: bool
+    name: str
+    description: str | None
+    logo_url: str | None
+    scopes: list[str]
+    protocol: str
+    application_type: str | None
+    grant_types: list[str]
+    redirect_uri_count: int
+    configuration_indexed: bool = False
+    secret_rotated_at: int | None
+    status_at: int | None
+    created_at: int
+    updated_at: int | None
+
+    @classmethod
+    def of(cls, row: Client) -> Self:
+        settings = row.settings or {}
+        oid = settings.get("openid") or {}
+        return cls.model_validate(with_fields(
+            row, scopes=list(settings.get("scopes") or []), protocol=settings.get("protocol", "oidc"),
+            application_type=oid.get("application_type"), grant_types=list(oid.get("grant_types") or []),
+            redirect_uri_count=len(oid.get("redirect_uris") or []), configuration_indexed=False))
+
+
+class ClientCreated(ClientOut):
+    """The create answer: a confidential client's secret, shown this once."""
+
+    omit_if_none = ("secret",)
+
+    secret: str | None = None
+
+
+class ClientSecret(ResponseModel):
+    """The secret rotation answer: the new secret, shown this once."""
+
+    secret: str

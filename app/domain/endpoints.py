@@ -7,10 +7,11 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.account import service as accounts
-from app.account.schemas import account_to_api
+from app.account.schemas import AccountDomain, AccountOut
 from app.core import envelopes
 from app.core.auth import Principal, scoped
 from app.core.etags import check_if_match
+from app.core.responses import Obj, Page
 from app.core.session import db_session
 from app.domain import service
 from app.domain.schemas import DomainAdd, DomainAssign
@@ -29,7 +30,7 @@ def _resolver(request: Request) -> service.TxtResolver:
     return getattr(request.app.state, "txt_resolver", None) or resolve_txt
 
 
-@router.get(DOMAINS)
+@router.get(DOMAINS, response_model=Page[AccountDomain])
 async def list_domains(
     account_id: str,
     _: Principal = Depends(READ),
@@ -40,7 +41,7 @@ async def list_domains(
     return envelopes.page(list(account.domains))
 
 
-@router.post(DOMAINS, status_code=201)
+@router.post(DOMAINS, status_code=201, response_model=Obj[AccountOut])
 async def add_domain(
     account_id: str,
     body: DomainAdd,
@@ -50,7 +51,7 @@ async def add_domain(
     """Add a hostname; prove it with the TXT record in its `verification`, then verify."""
     account = await service.lock_account(session, account_id)
     account = await service.add_domain(session, account, body.host, principal)
-    return envelopes.created(account_to_api(account))
+    return envelopes.created(AccountOut.of(account))
 
 
 @router.delete(DOMAIN, status_code=204)
@@ -68,7 +69,7 @@ async def remove_domain(
     return envelopes.no_content()
 
 
-@router.post(DOMAIN + "/assign")
+@router.post(DOMAIN + "/assign", response_model=Obj[AccountOut])
 async def assign_domain(
     account_id: str,
     domain: str,
@@ -81,10 +82,10 @@ async def assign_domain(
     account = await service.lock_account(session, account_id)
     check_if_match(request, account.version)
     account = await service.assign_domain(session, account, domain, body.issuer_id, principal)
-    return envelopes.obj(account_to_api(account))
+    return envelopes.obj(AccountOut.of(account))
 
 
-@router.post(DOMAIN + "/unassign")
+@router.post(DOMAIN + "/unassign", response_model=Obj[AccountOut])
 async def unassign_domain(
     account_id: str,
     domain: str,
@@ -96,10 +97,10 @@ async def unassign_domain(
     account = await service.lock_account(session, account_id)
     check_if_match(request, account.version)
     account = await service.unassign_domain(session, account, domain, principal)
-    return envelopes.obj(account_to_api(account))
+    return envelopes.obj(AccountOut.of(account))
 
 
-@router.post(DOMAIN + "/verify")
+@router.post(DOMAIN + "/verify", response_model=Obj[AccountOut])
 async def verify_domain(
     account_id: str,
     domain: str,
@@ -111,4 +112,4 @@ async def verify_domain(
     account = await service.lock_account(session, account_id)
     check_if_match(request, account.version)
     account = await service.verify_domain(session, account, domain, _resolver(request), principal)
-    return envelopes.obj(account_to_api(account))
+    return envelopes.obj(AccountOut.of(account))

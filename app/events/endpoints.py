@@ -13,10 +13,11 @@ from app.core import envelopes
 from app.core.auth import Principal, scoped
 from app.core.errors import NotFound, ValidationFailed
 from app.core.pagination import PageParams, page_params, paginate
+from app.core.responses import Obj, Page
 from app.core.session import db_session
 from app.core.validation import MAX_TIMESTAMP_MS
 from app.events.catalog import ALL_EVENT_TYPES
-from app.events.service import event_to_api
+from app.events.service import EventAggregate, EventOut
 from app.models.event import Event
 
 router = APIRouter(tags=["events"])
@@ -65,7 +66,7 @@ class EventFilters:
         return stmt
 
 
-@router.get("/accounts/{account_id}/events")
+@router.get("/accounts/{account_id}/events", response_model=Page[EventOut])
 async def list_events(
     account_id: str,
     filters: EventFilters = Depends(),
@@ -76,10 +77,10 @@ async def list_events(
     """The account's identity events, newest first."""
     stmt = filters.apply(select(Event), account_id)
     rows, has_more, cursor = await paginate(session, stmt, Event.id, params)
-    return envelopes.page([event_to_api(e) for e in rows], has_more=has_more, next_cursor=cursor)
+    return envelopes.page([EventOut.of(e) for e in rows], has_more=has_more, next_cursor=cursor)
 
 
-@router.get("/accounts/{account_id}/events/aggregate")
+@router.get("/accounts/{account_id}/events/aggregate", response_model=Obj[EventAggregate])
 async def aggregate_events(
     account_id: str,
     filters: EventFilters = Depends(),
@@ -113,10 +114,10 @@ async def aggregate_events(
         if group_by:
             bucket[group_by] = row.key
         buckets.append(bucket)
-    return envelopes.obj({"buckets": buckets, "interval": interval, "group_by": group_by})
+    return envelopes.obj(EventAggregate(buckets=buckets, interval=interval, group_by=group_by))
 
 
-@router.get("/accounts/{account_id}/events/{event_id}")
+@router.get("/accounts/{account_id}/events/{event_id}", response_model=Obj[EventOut])
 async def get_event(
     account_id: str,
     event_id: str,
@@ -127,4 +128,4 @@ async def get_event(
     event = await session.scalar(select(Event).where(Event.id == event_id, Event.account_id == account_id))
     if event is None:
         raise NotFound("event")
-    return envelopes.obj(event_to_api(event), etag_ms=event.timestamp)
+    return envelopes.obj(EventOut.of(event), etag_ms=event.timestamp)

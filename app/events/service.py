@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.auth import Principal
 from app.core.ids import new_id, now_ms
+from app.core.responses import ResponseModel
 from app.events.catalog import ALL_EVENT_TYPES, is_deliverable
 from app.models.event import Event
 
@@ -76,21 +78,39 @@ async def record(session: AsyncSession, **kwargs: Any) -> Event:
     return event
 
 
-def event_to_api(event: Event) -> dict[str, Any]:
+class EventOut(ResponseModel):
     """The contract's `Event` shape: also the exact webhook payload."""
-    out: dict[str, Any] = {
-        "spec": EVENT_SPEC,
-        "id": event.id,
-        "type": event.type,
-        "source": event.source,
-        "timestamp": event.timestamp,
-        "subject": event.subject,
-        "data": event.data,
-    }
-    if event.auth is not None:
-        out["auth"] = event.auth
-    if event.trigger is not None:
-        out["trigger"] = event.trigger
-    if event.trace is not None:
-        out["trace"] = event.trace
-    return out
+
+    omit_if_none = ("auth", "trigger", "trace")
+
+    spec: str = EVENT_SPEC
+    id: str
+    type: str
+    source: str
+    timestamp: int
+    subject: dict[str, Any]
+    data: dict[str, Any]
+    auth: dict[str, Any] | None = None
+    trigger: dict[str, Any] | None = None
+    trace: dict[str, Any] | None = None
+
+
+class EventBucket(BaseModel):
+    """One bucket: `count`, its interval's `start`/`end` (ms), and the group_by key's value."""
+
+    model_config = ConfigDict(extra="allow")
+
+    count: int
+    start: int | None = None
+    end: int | None = None
+
+
+class EventAggregate(BaseModel):
+    buckets: list[EventBucket]
+    interval: str | None
+    group_by: str | None
+
+
+def event_to_api(event: Event) -> dict[str, Any]:
+    """The webhook payload: the event exactly as `GET {A}/events/{id}` answers it."""
+    return EventOut.of(event).model_dump(mode="json")

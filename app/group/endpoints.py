@@ -10,9 +10,10 @@ from app.core import envelopes
 from app.core.auth import Principal, scoped
 from app.core.etags import check_if_match
 from app.core.pagination import PageParams, page_params
+from app.core.responses import Obj, Page
 from app.core.session import db_session
 from app.group import service
-from app.group.schemas import GroupCreate, GroupUpdate, group_to_api
+from app.group.schemas import GroupCreate, GroupOut, GroupUpdate
 from app.organization.service import resolve_organization
 
 router = APIRouter(tags=["groups"])
@@ -22,7 +23,7 @@ READ = scoped("issuers.organizations", "read")
 WRITE = scoped("issuers.organizations", "write")
 
 
-@router.get(GROUPS)
+@router.get(GROUPS, response_model=Page[GroupOut])
 async def list_groups(
     account_id: str,
     issuer_id: str,
@@ -34,10 +35,10 @@ async def list_groups(
     """The organization's groups, newest first."""
     org = await resolve_organization(session, account_id, issuer_id, org_id)
     rows, has_more, cursor = await service.list_groups(session, org, params)
-    return envelopes.page([group_to_api(g) for g in rows], has_more=has_more, next_cursor=cursor)
+    return envelopes.page([GroupOut.of(g) for g in rows], has_more=has_more, next_cursor=cursor)
 
 
-@router.post(GROUPS, status_code=201)
+@router.post(GROUPS, status_code=201, response_model=Obj[GroupOut])
 async def create_group(
     account_id: str,
     issuer_id: str,
@@ -49,10 +50,10 @@ async def create_group(
     """Create a group; its scopes must lie within what the organization may grant."""
     org = await resolve_organization(session, account_id, issuer_id, org_id)
     group = await service.create_group(session, org, body, principal)
-    return envelopes.created(group_to_api(group))
+    return envelopes.created(GroupOut.of(group))
 
 
-@router.get(GROUPS + "/{group_id}")
+@router.get(GROUPS + "/{group_id}", response_model=Obj[GroupOut])
 async def get_group(
     account_id: str,
     issuer_id: str,
@@ -63,10 +64,10 @@ async def get_group(
 ) -> JSONResponse:
     """One group."""
     org = await resolve_organization(session, account_id, issuer_id, org_id)
-    return envelopes.obj(group_to_api(await service.get_group(session, org, group_id)))
+    return envelopes.obj(GroupOut.of(await service.get_group(session, org, group_id)))
 
 
-@router.patch(GROUPS + "/{group_id}")
+@router.patch(GROUPS + "/{group_id}", response_model=Obj[GroupOut])
 async def update_group(
     account_id: str,
     issuer_id: str,
@@ -82,7 +83,7 @@ async def update_group(
     group = await service.get_group(session, org, group_id, for_update=True)
     check_if_match(request, group.version)
     group = await service.update_group(session, org, group, body, principal)
-    return envelopes.obj(group_to_api(group))
+    return envelopes.obj(GroupOut.of(group))
 
 
 @router.delete(GROUPS + "/{group_id}", status_code=204)

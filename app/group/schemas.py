@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pydantic import Field
 
+from app.core.responses import JsonDict, ResponseModel, StrList
 from app.core.validation import Description, Metadata, Name, ScopeList, StrictModel
-from app.models.group import Group
 
 
 class GroupCreate(StrictModel):
@@ -22,15 +22,13 @@ class GroupUpdate(StrictModel):
     metadata: Metadata | None = None
 
 
-def group_to_api(group: Group) -> dict[str, Any]:
-    return {
-        "id": group.id,
-        "org_id": group.org_id,
-        "issuer_id": group.issuer_id,
-        "name": group.name,
-        "description": group.description,
-        "scopes": list(group.scopes),
-        "metadata": group.metadata_,
-        "created_at": group.created_at,
-        "updated_at": group.updated_at,
-    }
+class GroupOut(ResponseModel):
+    id: str
+    org_id: str
+    issuer_id: str
+    name: str
+    description: str | None
+    scopes: StrList
+    metadata: JsonDict = Field(validation_alias="metadata_")
+    created_at: int
+    updated_at: int | None

@@ -4,19 +4,31 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from app.core.migrations import database_heads
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
+class Liveness(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str
+    database: str
+    schema_heads: list[str] | None = Field(None, alias="schema")
+
+
+@router.get("/healthz", response_model=Liveness)
 async def healthz() -> dict[str, str]:
     """The process is up."""
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", response_model=Readiness,
+            responses={503: {"model": Readiness, "description": "The database is unreachable or behind"}})
 async def readyz(request: Request) -> JSONResponse:
     """The database answers and its schema is at the migrations' head."""
     db = request.app.state.db

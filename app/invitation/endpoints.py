@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,9 +10,10 @@ from app.core import envelopes
 from app.core.auth import Principal, scoped
 from app.core.etags import check_if_match
 from app.core.pagination import PageParams, page_params
+from app.core.responses import Obj, Page
 from app.core.session import db_session
 from app.invitation import service
-from app.invitation.schemas import InvitationCreate, InvitationUpdate, invitation_to_api
+from app.invitation.schemas import InvitationCreate, InvitationOut, InvitationUpdate
 from app.models.invitation import Invitation
 from app.organization.service import resolve_organization
 
@@ -26,12 +25,12 @@ READ = scoped("issuers.organizations", "read")
 WRITE = scoped("issuers.organizations", "write")
 
 
-def _action_result(inv: Invitation) -> dict[str, Any]:
+def _action_result(inv: Invitation) -> InvitationOut:
     """resend/revoke answer a free-form object (DICT): the invitation's state after the action."""
-    return invitation_to_api(inv)
+    return InvitationOut.of(inv)
 
 
-@router.get(INVITATIONS)
+@router.get(INVITATIONS, response_model=Page[InvitationOut])
 async def list_invitations(
     account_id: str,
     issuer_id: str,
@@ -44,11 +43,11 @@ async def list_invitations(
     """The organization's invitations, newest first."""
     org = await resolve_organization(session, account_id, issuer_id, org_id)
     rows, has_more, cursor = await service.list_invitations(session, org, params, status)
-    return envelopes.page([invitation_to_api(i) for i in rows], has_more=has_more,
+    return envelopes.page([InvitationOut.of(i) for i in rows], has_more=has_more,
                           next_cursor=cursor)
 
 
-@router.post(INVITATIONS, status_code=201)
+@router.post(INVITATIONS, status_code=201, response_model=Obj[InvitationOut])
 async def create_invitation(
     account_id: str,
     issuer_id: str,
@@ -60,10 +59,10 @@ async def create_invitation(
     """Invite an email address to the organization with scopes and/or groups."""
     org = await resolve_organization(session, account_id, issuer_id, org_id)
     inv = await service.create_invitation(session, org, body, principal)
-    return envelopes.created(invitation_to_api(inv))
+    return envelopes.created(InvitationOut.of(inv))
 
 
-@router.get(ONE)
+@router.get(ONE, response_model=Obj[InvitationOut])
 async def get_invitation(
     account_id: str,
     issuer_id: str,
@@ -74,10 +73,10 @@ async def get_invitation(
 ) -> JSONResponse:
     """One invitation."""
     org = await resolve_organization(session, account_id, issuer_id, org_id)
-    return envelopes.obj(invitation_to_api(await service.get_invitation(session, org, invitation_id)))
+    return envelopes.obj(InvitationOut.of(await service.get_invitation(session, org, invitation_id)))
 
 
-@router.patch(ONE)
+@router.patch(ONE, response_model=Obj[InvitationOut])
 async def update_invitation(
     account_id: str,
     issuer_id: str,
@@ -93,10 +92,10 @@ async def update_invitation(
     inv = await service.get_invitation(session, org, invitation_id, for_update=True)
     check_if_match(request, inv.version)
     inv = await service.update_invitation(session, org, inv, body, principal)
-    return envelopes.obj(invitation_to_api(inv))
+    return envelopes.obj(InvitationOut.of(inv))
 
 
-@router.post(ONE + "/resend")
+@router.post(ONE + "/resend", response_model=Obj[InvitationOut])
 async def resend_invitation(
     account_id: str,
     issuer_id: str,
@@ -114,7 +113,7 @@ async def resend_invitation(
     return envelopes.obj(_action_result(inv))
 
 
-@router.post(ONE + "/revoke")
+@router.post(ONE + "/revoke", response_model=Obj[InvitationOut])
 async def revoke_invitation(
     account_id: str,
     issuer_id: str,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
-from pydantic import StringConstraints, field_validator
+from pydantic import Field, StringConstraints, field_validator
 
 from app.core.ids import now_ms
+from app.core.responses import JsonDict, ResponseModel, StrList, with_fields
 from app.core.validation import Description, Metadata, ScopeList, ShortText, StrictModel, TimestampMs
 from app.membership.schemas import GroupIds
 from app.models.invitation import Invitation
@@ -63,27 +64,28 @@ def effective_status(inv: Invitation, now: int | None = None) -> str:
     return inv.status
 
 
-def invitation_to_api(inv: Invitation) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "id": inv.id,
-        "org_id": inv.org_id,
-        "issuer_id": inv.issuer_id,
-        "status": effective_status(inv),
-        "email_invited": inv.email_invited,
-        "user_id_invited": inv.user_id_invited,
-        # Required-nullable in the SDK model: always present, even when null.
-        "user_title": inv.user_title,
-        "message": inv.message,
-        "scopes": list(inv.scopes),
-        "groups": list(inv.groups),
-        "inviter": inv.inviter or None,
-        "created_at": inv.created_at,
-        "updated_at": inv.updated_at,
-        "expires_at": inv.expires_at,
-        "accepted_at": inv.accepted_at,
-        "declined_at": inv.declined_at,
-        "revoked_at": inv.revoked_at,
-        "last_email_sent_at": inv.last_email_sent_at,
-        "metadata": inv.metadata_,
-    }
-    return out
+class InvitationOut(ResponseModel):
+    id: str
+    org_id: str
+    issuer_id: str
+    status: str
+    email_invited: str | None
+    user_id_invited: str | None
+    # Required-nullable in the SDK model: always present, even when null.
+    user_title: str | None
+    message: str | None
+    scopes: StrList
+    groups: StrList
+    inviter: dict[str, Any] | None
+    created_at: int
+    updated_at: int | None
+    expires_at: int
+    accepted_at: int | None
+    declined_at: int | None
+    revoked_at: int | None
+    last_email_sent_at: int | None
+    metadata: JsonDict = Field(validation_alias="metadata_")
+
+    @classmethod
+    def of(cls, row: Invitation) -> Self:
+        return cls.model_validate(with_fields(row, status=effective_status(row), inviter=row.inviter or None))

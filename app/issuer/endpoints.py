@@ -10,17 +10,24 @@ from app.core import envelopes
 from app.core.auth import Principal, scoped
 from app.core.etags import check_if_match
 from app.core.pagination import PageParams, page_params
+from app.core.responses import Obj, Page
 from app.core.session import db_session
 from app.issuer import service
 from app.issuer.dependencies import get_issuer_in_account
-from app.issuer.schemas import IssuerCreate, IssuerUpdate, issuer_list_item, issuer_to_api
+from app.issuer.schemas import (
+    IssuerCreate,
+    IssuerListItem,
+    IssuerOut,
+    IssuerUpdate,
+    SigningKeysRotated,
+)
 from app.signing_key.service import rotate_signing_keys as rotate_keys
 
 router = APIRouter(tags=["issuers"])
 BASE = "/accounts/{account_id}/issuers"
 
 
-@router.get(BASE)
+@router.get(BASE, response_model=Page[IssuerListItem])
 async def list_issuers(
     account_id: str,
     q: str | None = Query(None, max_length=200),
@@ -35,11 +42,11 @@ async def list_issuers(
     rows, has_more, cursor = await service.list_issuers(
         session, account_id=account_id, params=params, q=q, status=status, access_mode=access_mode,
         readiness=readiness)
-    return envelopes.page([issuer_list_item(i, n, m) for i, n, m in rows], has_more=has_more,
+    return envelopes.page([IssuerListItem.of_counts(i, n, m) for i, n, m in rows], has_more=has_more,
                           next_cursor=cursor)
 
 
-@router.post(BASE, status_code=201)
+@router.post(BASE, status_code=201, response_model=Obj[IssuerOut])
 async def create_issuer(
     account_id: str,
     body: IssuerCreate,
@@ -50,10 +57,10 @@ async def create_issuer(
     """Create an issuer and its signing keys; its OIDC endpoints answer at once."""
     issuer = await service.create_issuer(session, account_id=account_id, body=body,
                                          server_key=request.app.state.secret_key, auth=principal)
-    return envelopes.created(issuer_to_api(issuer))
+    return envelopes.created(IssuerOut.of(issuer))
 
 
-@router.get(BASE + "/{issuer_id}")
+@router.get(BASE + "/{issuer_id}", response_model=Obj[IssuerOut])
 async def get_issuer(
     account_id: str,
     issuer_id: str,
@@ -61,10 +68,10 @@ async def get_issuer(
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """One issuer."""
-    return envelopes.obj(issuer_to_api(await get_issuer_in_account(session, account_id, issuer_id)))
+    return envelopes.obj(IssuerOut.of(await get_issuer_in_account(session, account_id, issuer_id)))
 
 
-@router.patch(BASE + "/{issuer_id}")
+@router.patch(BASE + "/{issuer_id}", response_model=Obj[IssuerOut])
 async def update_issuer(
     account_id: str,
     issuer_id: str,
@@ -77,10 +84,10 @@ async def update_issuer(
     issuer = await get_issuer_in_account(session, account_id, issuer_id)
     check_if_match(request, issuer.version)
     issuer = await service.update_issuer(session, issuer, body, principal)
-    return envelopes.obj(issuer_to_api(issuer))
+    return envelopes.obj(IssuerOut.of(issuer))
 
 
-@router.delete(BASE + "/{issuer_id}", status_code=204)
+@router.delete(BASE + "/{issuer_id}", status_code=204, response_class=Response)
 async def delete_issuer(
     account_id: str,
     issuer_id: str,
@@ -95,7 +102,7 @@ async def delete_issuer(
     return envelopes.no_content()
 
 
-@router.post(BASE + "/{issuer_id}/signing-keys/rotate")
+@router.post(BASE + "/{issuer_id}/signing-keys/rotate", response_model=Obj[SigningKeysRotated])
 async def rotate_signing_keys(
     account_id: str,
     issuer_id: str,
@@ -106,5 +113,4 @@ async def rotate_signing_keys(
     """Rotate the issuer's signing keys; the old public keys stay in the JWKS until their tokens expire."""
     issuer = await get_issuer_in_account(session, account_id, issuer_id)
     keys = await rotate_keys(session, issuer, request.app.state.secret_key, principal)
-    return envelopes.obj({"issuer_id": issuer_id, "signing_keys": [
-        {"kid": k.id, "alg": k.alg, "status": k.status, "created_at": k.created_at} for k in keys]})
+    return envelopes.obj(SigningKeysRotated(issuer_id=issuer_id, signing_keys=keys))

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
+from app.core.responses import JsonDict, ResponseModel, StrList, with_fields
 from app.core.validation import Description, JsonObject, Metadata, Name, ScopeList, StrictModel
 from app.models.issuer import Issuer
 
@@ -55,21 +56,37 @@ class IssuerUpdate(StrictModel):
     _settings = field_validator("settings")(_check_settings)
 
 
-def issuer_to_api(issuer: Issuer) -> dict[str, Any]:
-    return {
-        "id": issuer.id,
-        "account_id": issuer.account_id,
-        "name": issuer.name,
-        "description": issuer.description,
-        "links": issuer.links or {},
-        "available_scopes": list(issuer.available_scopes or []),
-        "status": issuer.status,
-        "status_at": issuer.status_at,
-        "settings": issuer.settings or {},
-        "metadata": issuer.metadata_ or {},  # REQUIRED object in the SDK model, never null
-        "created_at": issuer.created_at,
-        "updated_at": issuer.updated_at,
-    }
+class IssuerOut(ResponseModel):
+    id: str
+    account_id: str
+    name: str
+    description: str | None
+    links: JsonDict
+    available_scopes: StrList
+    status: str
+    status_at: int | None
+    settings: JsonDict
+    metadata: JsonDict = Field(validation_alias="metadata_")  # REQUIRED object in the SDK model
+    created_at: int
+    updated_at: int | None
+
+
+class SigningKeyOut(ResponseModel):
+    kid: str = Field(validation_alias="id")
+    alg: str
+    status: str
+    created_at: int
+
+
+class SigningKeysRotated(ResponseModel):
+    issuer_id: str
+    signing_keys: list[SigningKeyOut]
+
+
+# The introspection body is read by hand (`{"token": ...}`); this documents it.
+IntrospectRequestBody: dict[str, Any] = {"requestBody": {"required": True, "content": {"application/json": {
+    "schema": {"type": "object", "required": ["token"], "properties": {
+        "token": {"type": "string", "minLength": 1, "maxLength": 8192}}}}}}}
 
 
 def access_mode(issuer: Issuer) -> str:
@@ -83,20 +100,28 @@ def readiness(issuer: Issuer, active_clients: int) -> str:
     return "ready" if active_clients > 0 else "needs_client"
 
 
-def issuer_list_item(issuer: Issuer, active_clients: int, auth_methods: tuple[int, int] = (0, 0)
-                     ) -> dict[str, Any]:
-    """`auth_methods` = (configured, enabled) rows of {I}/auth-methods."""
-    out = issuer_to_api(issuer)
-    settings = issuer.settings or {}
-    total, enabled = auth_methods
-    out.update({
-        "access_mode": access_mode(issuer),
-        "auth_method_count": total,
-        # Hosted password sign-in is always available, configured or not.
-        "enabled_login_method_count": max(1, enabled),
-        "enabled_signup_method_count": 0,
-        "available_scope_count": len(issuer.available_scopes or []),
-        "branding_configured": bool(settings.get("branding")),
-        "readiness": readiness(issuer, active_clients),
-    })
-    return out
+class IssuerListItem(IssuerOut):
+    access_mode: str
+    auth_method_count: int
+    enabled_login_method_count: int
+    enabled_signup_method_count: int
+    available_scope_count: int
+    branding_configured: bool
+    readiness: str
+
+    @classmethod
+    def of_counts(cls, issuer: Issuer, active_clients: int, auth_methods: tuple[int, int] = (0, 0)
+                  ) -> Self:
+        """`auth_methods` = (configured, enabled) rows of {I}/auth-methods."""
+        total, enabled = auth_methods
+        return cls.model_validate(with_fields(
+            issuer,
+            access_mode=access_mode(issuer),
+            auth_method_count=total,
+            # Hosted password sign-in is always available, configured or not.
+            enabled_login_method_count=max(1, enabled),
+            enabled_signup_method_count=0,
+            available_scope_count=len(issuer.available_scopes or []),
+            branding_configured=bool((issuer.settings or {}).get("branding")),
+            readiness=readiness(issuer, active_clients),
+        ))

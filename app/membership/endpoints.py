@@ -10,9 +10,10 @@ from app.core import envelopes
 from app.core.auth import Principal, scoped
 from app.core.etags import check_if_match
 from app.core.pagination import PageParams, page_params
+from app.core.responses import Obj, Page
 from app.core.session import db_session
 from app.membership import service
-from app.membership.schemas import MemberCreate, MemberUpdate, membership_to_api
+from app.membership.schemas import MemberCreate, MembershipOut, MemberUpdate
 from app.organization.service import resolve_organization
 
 router = APIRouter(tags=["members"])
@@ -22,7 +23,7 @@ READ = scoped("issuers.organizations", "read")
 WRITE = scoped("issuers.organizations", "write")
 
 
-@router.get(MEMBERS)
+@router.get(MEMBERS, response_model=Page[MembershipOut])
 async def list_members(
     account_id: str,
     issuer_id: str,
@@ -37,11 +38,11 @@ async def list_members(
     org = await resolve_organization(session, account_id, issuer_id, org_id)
     rows, has_more, cursor = await service.list_memberships(session, org, params, status=status,
                                                             scope=scope)
-    return envelopes.page([membership_to_api(m) for m in rows], has_more=has_more,
+    return envelopes.page([MembershipOut.of(m) for m in rows], has_more=has_more,
                           next_cursor=cursor)
 
 
-@router.post(MEMBERS, status_code=201)
+@router.post(MEMBERS, status_code=201, response_model=Obj[MembershipOut])
 async def create_member(
     account_id: str,
     issuer_id: str,
@@ -53,10 +54,10 @@ async def create_member(
     """Add a user of the issuer to the organization with scopes and/or groups."""
     org = await resolve_organization(session, account_id, issuer_id, org_id, for_update=True)
     m = await service.create_membership(session, org, body, principal)
-    return envelopes.created(membership_to_api(m), etag_ms=m.version)
+    return envelopes.created(MembershipOut.of(m), etag_ms=m.version)
 
 
-@router.patch(MEMBERS + "/{member_id}")
+@router.patch(MEMBERS + "/{member_id}", response_model=Obj[MembershipOut])
 async def update_member(
     account_id: str,
     issuer_id: str,
@@ -72,7 +73,7 @@ async def update_member(
     m = await service.get_membership(session, org, member_id, for_update=True)
     check_if_match(request, m.version)
     m = await service.update_membership(session, org, m, body, principal)
-    return envelopes.obj(membership_to_api(m), etag_ms=m.version)
+    return envelopes.obj(MembershipOut.of(m), etag_ms=m.version)
 
 
 @router.delete(MEMBERS + "/{member_id}", status_code=204)

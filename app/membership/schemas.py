@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, StringConstraints
 
+from app.core.responses import JsonDict, ResponseModel, StrList
 from app.core.validation import Metadata, ScopeList, ShortText, StrictModel
-from app.models.membership import Membership
 
 GroupId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 GroupIds = Annotated[list[GroupId], Field(max_length=50), AfterValidator(lambda v: list(dict.fromkeys(v)))]
@@ -33,17 +33,15 @@ class MemberUpdate(StrictModel):
     status: Literal["active", "suspended"] | None = None
 
 
-def membership_to_api(m: Membership) -> dict[str, Any]:
-    return {
-        "org_id": m.org_id,
-        "member_id": m.member_id,
-        "member_type": m.member_type,
-        "issuer_id": m.issuer_id,
-        "status": m.status,
-        "scopes": list(m.scopes),
-        "groups": list(m.groups),
-        "user_title": m.user_title,
-        "metadata": m.metadata_,
-        "joined_at": m.joined_at,
-        "updated_at": m.updated_at,
-    }
+class MembershipOut(ResponseModel):
+    org_id: str
+    member_id: str
+    member_type: str
+    issuer_id: str
+    status: str
+    scopes: StrList
+    groups: StrList
+    user_title: str | None
+    metadata: JsonDict = Field(validation_alias="metadata_")
+    joined_at: int
+    updated_at: int | None

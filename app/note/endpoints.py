@@ -13,9 +13,10 @@ from app.core import envelopes
 from app.core.auth import Principal, scoped
 from app.core.etags import check_if_match
 from app.core.pagination import PageParams, page_params
+from app.core.responses import DataList, Obj, Page
 from app.core.session import db_session
 from app.note import service
-from app.note.schemas import NoteCreate, NoteRefType, NoteSubjectType, NoteUpdate, note_to_api
+from app.note.schemas import NoteCount, NoteCreate, NoteOut, NoteRefType, NoteSubjectType, NoteUpdate
 
 router = APIRouter(tags=["notes"])
 
@@ -38,7 +39,7 @@ class NoteFilters:
                        "created_by": created_by, "pinned": pinned, "mentions_user_id": mentions_user_id}
 
 
-@router.get(NOTES)
+@router.get(NOTES, response_model=Page[NoteOut])
 async def list_notes(
     account_id: str,
     filters: NoteFilters = Depends(),
@@ -49,10 +50,10 @@ async def list_notes(
     """The account's notes, newest first."""
     rows, has_more, cursor = await service.list_notes(session, account_id=account_id, params=params,
                                                       filters=filters.values)
-    return envelopes.page([note_to_api(n) for n in rows], has_more=has_more, next_cursor=cursor)
+    return envelopes.page([NoteOut.of(n) for n in rows], has_more=has_more, next_cursor=cursor)
 
 
-@router.post(NOTES, status_code=201)
+@router.post(NOTES, status_code=201, response_model=Obj[NoteOut])
 async def create_note(
     account_id: str,
     body: NoteCreate,
@@ -61,10 +62,10 @@ async def create_note(
 ) -> JSONResponse:
     """Attach a note to a user, organization, issuer, client or agent of the account."""
     note = await service.create_note(session, account_id=account_id, body=body, auth=principal)
-    return envelopes.created(note_to_api(note))
+    return envelopes.created(NoteOut.of(note))
 
 
-@router.get(NOTES + "/backlinks")
+@router.get(NOTES + "/backlinks", response_model=DataList[NoteOut])
 async def note_backlinks(
     account_id: str,
     ref_type: NoteRefType = Query(...),
@@ -76,10 +77,10 @@ async def note_backlinks(
     """Notes whose content references `[[ref_type:ref_id]]`, newest first (a plain list)."""
     rows = await service.backlinks(session, account_id=account_id, ref_type=ref_type, ref_id=ref_id,
                                    limit=limit)
-    return JSONResponse({"data": [note_to_api(n) for n in rows]})
+    return JSONResponse({"data": [envelopes.dump(NoteOut.of(n)) for n in rows]})
 
 
-@router.get(NOTES + "/count")
+@router.get(NOTES + "/count", response_model=Obj[NoteCount])
 async def count_notes(
     account_id: str,
     subject_type: NoteSubjectType = Query(...),
@@ -90,10 +91,10 @@ async def count_notes(
     """How many notes a subject has."""
     count = await service.count_notes(session, account_id=account_id, subject_type=subject_type,
                                       subject_id=subject_id)
-    return envelopes.obj({"count": count})
+    return envelopes.obj(NoteCount(count=count))
 
 
-@router.get(NOTES + "/{note_id}")
+@router.get(NOTES + "/{note_id}", response_model=Obj[NoteOut])
 async def get_note(
     account_id: str,
     note_id: str,
@@ -101,10 +102,10 @@ async def get_note(
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """One note."""
-    return envelopes.obj(note_to_api(await service.get_note(session, account_id=account_id, note_id=note_id)))
+    return envelopes.obj(NoteOut.of(await service.get_note(session, account_id=account_id, note_id=note_id)))
 
 
-@router.patch(NOTES + "/{note_id}")
+@router.patch(NOTES + "/{note_id}", response_model=Obj[NoteOut])
 async def update_note(
     account_id: str,
     note_id: str,
@@ -117,7 +118,7 @@ async def update_note(
     note = await service.get_note(session, account_id=account_id, note_id=note_id, for_update=True)
     check_if_match(request, note.version)
     note = await service.update_note(session, note, body, principal)
-    return envelopes.obj(note_to_api(note))
+    return envelopes.obj(NoteOut.of(note))
 
 
 @router.delete(NOTES + "/{note_id}", status_code=204)

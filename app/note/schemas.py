@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import StrictBool, StringConstraints
 
+from app.core.responses import ResponseModel
 from app.core.validation import StrictModel
-from app.models.note import Note
 
 NoteSubjectType = Literal["user", "org", "issuer", "client", "agent"]
 NoteRefType = Literal["user", "org", "issuer", "client", "webhook", "api_key"]
@@ -34,19 +34,21 @@ class NoteUpdate(StrictModel):
     pinned: StrictBool | None = None
 
 
-def note_to_api(note: Note) -> dict[str, Any]:
-    return {
-        "id": note.id,
-        "account_id": note.account_id,
-        "issuer_id": note.issuer_id,
-        "subject_type": note.subject_type,
-        "subject_id": note.subject_id,
-        "content": note.content,
-        "pinned": note.pinned,
-        "mentions": list(note.mentions),
-        "references": list(note.references),
-        "created_by": note.created_by,
-        "created_at": note.created_at,
-        "updated_by": note.updated_by,
-        "updated_at": note.updated_at,
-    }
+class NoteOut(ResponseModel):
+    id: str
+    account_id: str
+    issuer_id: str | None
+    subject_type: str
+    subject_id: str
+    content: str
+    pinned: bool
+    mentions: list[Any]
+    references: list[Any]
+    created_by: str
+    created_at: int
+    updated_by: str | None
+    updated_at: int | None
+
+
+class NoteCount(ResponseModel):
+    count: int

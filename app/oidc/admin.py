@@ -10,14 +10,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core import envelopes
 from app.core.auth import Principal, scoped
 from app.core.errors import ValidationFailed
+from app.core.responses import Obj
 from app.core.session import db_session
 from app.issuer.dependencies import get_issuer_in_account
+from app.issuer.schemas import IntrospectRequestBody
 from app.oidc.endpoints.introspect import introspect_token as introspect
+from app.oidc.openapi import Introspection
 
 router = APIRouter()
 
 
-@router.post("/accounts/{account_id}/issuers/{issuer_id}/tokens/introspect", tags=["issuers"])
+@router.post("/accounts/{account_id}/issuers/{issuer_id}/tokens/introspect", tags=["issuers"],
+             response_model=Obj[Introspection], openapi_extra=IntrospectRequestBody)
 async def introspect_token(
     account_id: str,
     issuer_id: str,

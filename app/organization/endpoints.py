@@ -13,6 +13,7 @@ from app.core.auth import Principal, scoped
 from app.core.errors import ValidationFailed
 from app.core.etags import check_if_match
 from app.core.pagination import PageParams, page_params
+from app.core.responses import Obj, Page
 from app.core.session import db_session
 from app.issuer.dependencies import get_issuer_in_account
 from app.organization import service, sso
@@ -20,9 +21,9 @@ from app.organization.dns import resolve_txt
 from app.organization.schemas import (
     DomainAdd,
     OrganizationCreate,
+    OrganizationListItem,
+    OrganizationOut,
     OrganizationUpdate,
-    organization_list_item,
-    organization_to_api,
 )
 
 router = APIRouter(tags=["organizations"])
@@ -59,7 +60,7 @@ class OrganizationFilters:
         }
 
 
-@router.get(ORGS)
+@router.get(ORGS, response_model=Page[OrganizationListItem])
 async def list_organizations(
     account_id: str,
     issuer_id: str,
@@ -72,11 +73,11 @@ async def list_organizations(
     await get_issuer_in_account(session, account_id, issuer_id)
     rows, has_more, cursor = await service.list_organizations(
         session, account_id=account_id, issuer_id=issuer_id, params=params, filters=filters.values)
-    return envelopes.page([organization_list_item(o) for o in rows], has_more=has_more,
+    return envelopes.page([OrganizationListItem.of(o) for o in rows], has_more=has_more,
                           next_cursor=cursor)
 
 
-@router.post(ORGS, status_code=201)
+@router.post(ORGS, status_code=201, response_model=Obj[OrganizationOut])
 async def create_organization(
     account_id: str,
     issuer_id: str,
@@ -88,10 +89,10 @@ async def create_organization(
     await get_issuer_in_account(session, account_id, issuer_id)
     org = await service.create_organization(session, account_id=account_id, issuer_id=issuer_id,
                                             body=body, auth=principal)
-    return envelopes.created(organization_to_api(org))
+    return envelopes.created(OrganizationOut.of(org))
 
 
-@router.get(ORGS + "/{org_id}")
+@router.get(ORGS + "/{org_id}", response_model=Obj[OrganizationOut])
 async def get_organization(
     account_id: str,
     issuer_id: str,
@@ -101,10 +102,10 @@ async def get_organization(
 ) -> JSONResponse:
     """One organization."""
     org = await service.resolve_organization(session, account_id, issuer_id, org_id)
-    return envelopes.obj(organization_to_api(org))
+    return envelopes.obj(OrganizationOut.of(org))
 
 
-@router.patch(ORGS + "/{org_id}")
+@router.patch(ORGS + "/{org_id}", response_model=Obj[OrganizationOut])
 async def update_organization(
     account_id: str,
     issuer_id: str,
@@ -118,7 +119,7 @@ async def update_organization(
     org = await service.resolve_organization(session, account_id, issuer_id, org_id, for_update=True)
     check_if_match(request, org.version)
     org = await service.update_organization(session, org, body, principal)
-    return envelopes.obj(organization_to_api(org))
+    return envelopes.obj(OrganizationOut.of(org))
 
 
 @router.delete(ORGS + "/{org_id}", status_code=204)
@@ -137,7 +138,7 @@ async def delete_organization(
     return envelopes.no_content()
 
 
-@router.post(ORGS + "/{org_id}/sso/domains", status_code=201)
+@router.post(ORGS + "/{org_id}/sso/domains", status_code=201, response_model=Obj[sso.DomainOut])
 async def add_sso_domain(
     account_id: str,
     issuer_id: str,
@@ -151,10 +152,10 @@ async def add_sso_domain(
     org = await service.resolve_organization(session, account_id, issuer_id, org_id)
     check_if_match(request, org.version)
     row = await sso.add_domain(session, org, sso.normalize_domain(body.domain), principal)
-    return envelopes.created(sso.domain_to_api(row))
+    return envelopes.created(sso.DomainOut.of(row))
 
 
-@router.delete(ORGS + "/{org_id}/sso/domains/{domain}")
+@router.delete(ORGS + "/{org_id}/sso/domains/{domain}", response_model=Obj[sso.DomainRemoved])
 async def remove_sso_domain(
     account_id: str,
     issuer_id: str,
@@ -169,10 +170,10 @@ async def remove_sso_domain(
     row = await sso.get_domain(session, org, domain, for_update=True)
     check_if_match(request, row.version)
     await sso.remove_domain(session, org, row, principal)
-    return envelopes.obj({"domain": row.domain, "removed": True})
+    return envelopes.obj(sso.DomainRemoved(domain=row.domain))
 
 
-@router.post(ORGS + "/{org_id}/sso/domains/{domain}/verify")
+@router.post(ORGS + "/{org_id}/sso/domains/{domain}/verify", response_model=Obj[sso.DomainVerification])
 async def verify_sso_domain(
     account_id: str,
     issuer_id: str,
@@ -187,10 +188,11 @@ async def verify_sso_domain(
     row = await sso.get_domain(session, org, domain, for_update=True)
     check_if_match(request, row.version)
     resolver = getattr(request.app.state, "txt_resolver", None) or resolve_txt
-    return envelopes.obj(await sso.verify_domain(session, org, row, resolver, principal))
+    result = await sso.verify_domain(session, org, row, resolver, principal)
+    return envelopes.obj(sso.DomainVerification(**result))
 
 
-@router.post(ORGS + "/{org_id}/sso/rotate-secret")
+@router.post(ORGS + "/{org_id}/sso/rotate-secret", response_model=Obj[sso.SsoSecret])
 async def rotate_sso_secret(
     account_id: str,
     issuer_id: str,
@@ -203,4 +205,4 @@ async def rotate_sso_secret(
     org = await service.resolve_organization(session, account_id, issuer_id, org_id, for_update=True)
     check_if_match(request, org.version)
     secret = await sso.rotate_secret(session, org, principal)
-    return envelopes.obj({"secret": secret})
+    return envelopes.obj(sso.SsoSecret(secret=secret))

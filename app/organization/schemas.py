@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, StringConstraints
 
+from app.core.responses import JsonDict, ResponseModel, StrList, with_fields
 from app.core.validation import (
     Description,
     JsonObject,
@@ -65,52 +66,57 @@ class OrganizationUpdate(_OrganizationFields):
     status_reason: Annotated[str, StringConstraints(max_length=1024)] | None = None
 
 
-def organization_to_api(org: Organization) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "id": org.id,
-        "issuer_id": org.issuer_id,
-        "status": org.status,
-        "status_at": org.status_at,
-        "status_reason": org.status_reason,
-        "status_by": org.status_by,
-        "name": org.name,
-        "description": org.description,
-        "logo_url": org.logo_url,
-        "org_type": org.org_type,
-        "max_members": org.max_members,
-        "default_member_scopes": list(org.default_member_scopes),
-        "invitation_enabled": org.invitation_enabled,
-        "invitation_message": org.invitation_message,
-        "scopes": list(org.scopes),
-        "security": org.security,
-        "sso": org.sso,
-        "metadata": org.metadata_,
-        "created_at": org.created_at,
-        "updated_at": org.updated_at,
-    }
-    for name in PROFILE_FIELDS:
-        if name in org.profile:
-            out[name] = org.profile[name]
-    return out
+class OrganizationOut(ResponseModel):
+    omit_if_none = PROFILE_FIELDS
+
+    id: str
+    issuer_id: str
+    status: str
+    status_at: int | None
+    status_reason: str | None
+    status_by: str | None
+    name: str
+    description: str | None
+    logo_url: str | None
+    org_type: str
+    max_members: int | None
+    default_member_scopes: StrList
+    invitation_enabled: bool | None
+    invitation_message: str | None
+    scopes: StrList
+    security: dict[str, Any] | None
+    sso: dict[str, Any] | None
+    metadata: JsonDict = Field(validation_alias="metadata_")
+    created_at: int
+    updated_at: int | None
+    # Display data kept together in the `profile` column; absent when never set.
+    address: dict[str, Any] | None = None
+    business_details: dict[str, Any] | None = None
+    contact: dict[str, Any] | None = None
+    social_links: list[dict[str, Any]] | None = None
+    custom_fields: dict[str, Any] | None = None
+
+    @classmethod
+    def of(cls, row: Organization) -> Self:
+        profile = row.profile or {}
+        return cls.model_validate(with_fields(row, **{name: profile.get(name) for name in PROFILE_FIELDS}))
 
 
-def organization_list_item(org: Organization) -> dict[str, Any]:
-    return {
-        "id": org.id,
-        "issuer_id": org.issuer_id,
-        "name": org.name,
-        "logo_url": org.logo_url,
-        "status": org.status,
-        "org_type": org.org_type,
-        "sso": org.sso,
-        "security": org.security,
-        "scopes": list(org.scopes),
-        "invitation_enabled": org.invitation_enabled,
-        "max_members": org.max_members,
-        "default_member_scopes": list(org.default_member_scopes),
-        "created_at": org.created_at,
-        "updated_at": org.updated_at,
-    }
+class OrganizationListItem(ResponseModel):
+    id: str
+    issuer_id: str
+    name: str
+    logo_url: str | None
+    status: str
+    org_type: str
+    sso: dict[str, Any] | None
+    security: dict[str, Any] | None
+    scopes: StrList
+    invitation_enabled: bool | None
+    max_members: int | None
+    default_member_scopes: StrList
+    created_at: int
+    updated_at: int | None
 
 
 class DomainAdd(StrictModel):

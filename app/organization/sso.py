@@ -9,7 +9,7 @@ import asyncio
 import re
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Self
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -19,6 +19,7 @@ from app.core.auth import Principal
 from app.core.crypto import constant_time_equals, generate_secret, hash_secret
 from app.core.errors import Conflict, NotFound, ValidationFailed
 from app.core.ids import new_id, now_ms
+from app.core.responses import ResponseModel, with_fields
 from app.events.service import record
 from app.models.organization import Organization
 from app.models.organization_domain import OrganizationDomain
@@ -45,10 +46,36 @@ def txt_record_name(domain: str) -> str:
     return f"{TXT_PREFIX}.{domain}"
 
 
-def domain_to_api(d: OrganizationDomain) -> dict[str, Any]:
-    return {"domain": d.domain, "txt_record_name": txt_record_name(d.domain),
-            "txt_record_value": d.txt_record_value, "verified": d.verified_at is not None,
-            "verified_at": d.verified_at, "created_at": d.created_at, "updated_at": d.updated_at}
+class DomainRemoved(ResponseModel):
+    domain: str
+    removed: bool = True
+
+
+class DomainVerification(ResponseModel):
+    verified: bool
+    error: str | None = None
+
+
+class SsoSecret(ResponseModel):
+    """The organization's new SSO secret, shown this once."""
+
+    secret: str
+
+
+class DomainOut(ResponseModel):
+    domain: str
+    txt_record_name: str
+    txt_record_value: str
+    verified: bool
+    verified_at: int | None
+    created_at: int
+    updated_at: int | None
+
+    @classmethod
+    def of(cls, row: OrganizationDomain) -> Self:
+        return cls.model_validate(with_fields(row, txt_record_name=txt_record_name(row.domain),
+                                              verified=row.verified_at is not None))
+
 
 
 async def _event(session: AsyncSession, org: Organization, type: str, auth: Principal,

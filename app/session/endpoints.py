@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
@@ -14,6 +14,7 @@ from app.core import envelopes
 from app.core.auth import Principal, scoped
 from app.core.errors import NotFound, ValidationFailed
 from app.core.etags import check_if_match
+from app.core.responses import Obj, Page, optional_json_body
 from app.core.session import db_session
 from app.core.validation import StrictModel
 from app.issuer.dependencies import get_issuer_in_account
@@ -42,7 +43,7 @@ async def _optional_body(request: Request) -> SessionAction:
         raise ValidationFailed("The request body is invalid", field="body") from exc
 
 
-@router.get(BASE + "/users/{user_id}/sessions")
+@router.get(BASE + "/users/{user_id}/sessions", response_model=Page[service.SessionOut])
 async def list_user_sessions(
     account_id: str, issuer_id: str, user_id: str,
     status: str | None = Query(None, max_length=32),
@@ -58,13 +59,13 @@ async def list_user_sessions(
     stmt = select(LoginSession).where(LoginSession.account_id == account_id,
                                       LoginSession.issuer_id == issuer_id, LoginSession.user_id == user_id)
     rows = (await session.scalars(stmt.order_by(LoginSession.id.desc()).limit(MAX_LISTED))).all()
-    items = [service.session_to_api(r) for r in rows]
+    items = [service.SessionOut.of(r) for r in rows]
     if status:
         items = [i for i in items if i["status"] == status]
     return envelopes.page(items)
 
 
-@router.get(BASE + "/sessions/{session_id}")
+@router.get(BASE + "/sessions/{session_id}", response_model=Obj[service.SessionOut])
 async def get_session(
     account_id: str, issuer_id: str, session_id: str,
     _: Principal = Depends(scoped("issuers.sessions", "read")),
@@ -73,11 +74,11 @@ async def get_session(
     """One login session."""
     await get_issuer_in_account(session, account_id, issuer_id)
     row = await service.get_session(session, account_id, issuer_id, session_id)
-    return envelopes.obj(service.session_to_api(row))
+    return envelopes.obj(service.SessionOut.of(row))
 
 
 async def _end(request: Request, account_id: str, issuer_id: str, session_id: str, principal: Principal,
-               session: AsyncSession, *, status: str, event: str) -> dict[str, Any]:
+               session: AsyncSession, *, status: str, event: str) -> service.SessionOut:
     body = await _optional_body(request)
     await get_issuer_in_account(session, account_id, issuer_id)
     row = await service.get_session(session, account_id, issuer_id, session_id)
@@ -86,10 +87,11 @@ async def _end(request: Request, account_id: str, issuer_id: str, session_id: st
         raise ValidationFailed("The session is already revoked", field="status")
     row = await service.end_session(session, row, status=status, reason=body.reason or body.status_reason,
                                     event=event, auth=principal)
-    return service.session_to_api(row)
+    return service.SessionOut.of(row)
 
 
-@router.post(BASE + "/sessions/{session_id}/revoke")
+@router.post(BASE + "/sessions/{session_id}/revoke", response_model=Obj[service.SessionOut],
+             openapi_extra=optional_json_body(SessionAction))
 async def revoke_session(
     account_id: str, issuer_id: str, session_id: str, request: Request,
     principal: Principal = Depends(scoped("issuers.sessions", "write")),
@@ -100,7 +102,8 @@ async def revoke_session(
                                     status="revoked", event="session.revoked"))
 
 
-@router.post(BASE + "/sessions/{session_id}/suspend")
+@router.post(BASE + "/sessions/{session_id}/suspend", response_model=Obj[service.SessionOut],
+             openapi_extra=optional_json_body(SessionAction))
 async def suspend_session(
     account_id: str, issuer_id: str, session_id: str, request: Request,
     principal: Principal = Depends(scoped("issuers.sessions", "write")),
@@ -111,7 +114,7 @@ async def suspend_session(
                                     status="suspended", event="session.suspended"))
 
 
-@router.post(BASE + "/sessions/{session_id}/reactivate")
+@router.post(BASE + "/sessions/{session_id}/reactivate", response_model=Obj[service.SessionOut])
 async def reactivate_session(
     account_id: str, issuer_id: str, session_id: str, request: Request,
     principal: Principal = Depends(scoped("issuers.sessions", "write")),
@@ -122,4 +125,4 @@ async def reactivate_session(
     row = await service.get_session(session, account_id, issuer_id, session_id)
     check_if_match(request, row.version)
     row = await service.reactivate(session, row, principal)
-    return envelopes.obj(service.session_to_api(row))
+    return envelopes.obj(service.SessionOut.of(row))

@@ -6,14 +6,16 @@ tokens stop working and its access tokens fail verification at once.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
+from pydantic import Field
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.crypto import generate_secret, hmac_sha256
 from app.core.errors import NotFound, ValidationFailed
 from app.core.ids import new_id, now_ms
+from app.core.responses import JsonDict, ResponseModel, with_fields
 from app.events.service import record
 from app.models.oidc import LoginSession, OidcGrant, RefreshToken
 
@@ -115,19 +117,42 @@ async def reactivate(session: AsyncSession, row: LoginSession, auth: Any) -> Log
     return row
 
 
-def session_to_api(row: LoginSession) -> dict[str, Any]:
-    status = row.status
-    if status == "active" and row.expires_at <= now_ms():
-        status = "expired"
-    return {
-        "id": row.id, "user_id": row.user_id, "issuer_id": row.issuer_id, "type": "login",
-        "status": status, "status_at": row.status_at, "status_reason": row.status_reason,
-        "status_by": row.status_by, "authentication": row.authentication or {},
-        "op_session_id": row.id, "device": row.device or {}, "origin": row.origin,
-        "ttl": SESSION_TTL_MS // 1000, "last_activity_at": row.last_activity_at,
-        "access_token_issued_at": row.access_token_issued_at,
-        "refresh_token_issued_at": row.refresh_token_issued_at, "refresh_count": row.refresh_count,
-        "compromised": False, "revoked_reason": row.revoked_reason, "metadata": row.metadata_ or {},
-        "created_at": row.created_at, "updated_at": row.updated_at, "expires_at": row.expires_at,
-        "revoked_at": row.revoked_at, "client": {"id": row.client_id} if row.client_id else None,
-    }
+class SessionClient(ResponseModel):
+    id: str
+
+
+class SessionOut(ResponseModel):
+    id: str
+    user_id: str
+    issuer_id: str
+    type: str = "login"
+    status: str
+    status_at: int | None
+    status_reason: str | None
+    status_by: str | None
+    authentication: JsonDict
+    op_session_id: str
+    device: JsonDict
+    origin: str | None
+    ttl: int
+    last_activity_at: int | None
+    access_token_issued_at: int | None
+    refresh_token_issued_at: int | None
+    refresh_count: int
+    compromised: bool = False
+    revoked_reason: str | None
+    metadata: JsonDict = Field(validation_alias="metadata_")
+    created_at: int
+    updated_at: int | None
+    expires_at: int
+    revoked_at: int | None
+    client: SessionClient | None
+
+    @classmethod
+    def of(cls, row: LoginSession) -> Self:
+        status = row.status
+        if status == "active" and row.expires_at <= now_ms():
+            status = "expired"
+        return cls.model_validate(with_fields(
+            row, type="login", status=status, op_session_id=row.id, ttl=SESSION_TTL_MS // 1000,
+            compromised=False, client=SessionClient(id=row.client_id) if row.client_id else None))

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.auth import Principal
 from app.core.errors import NotFound, ValidationFailed
 from app.core.ids import new_id, now_ms
+from app.core.responses import ResponseModel
 from app.events.service import record
 from app.models.trusted_device import TrustedDevice
 from app.models.user import User
@@ -20,9 +21,15 @@ DEFAULT_TTL_MS = 30 * 24 * 3600 * 1000
 MAX_TTL_MS = 400 * 24 * 3600 * 1000
 
 
-def device_to_api(d: TrustedDevice) -> dict[str, Any]:
-    return {"id": d.id, "fingerprint": d.fingerprint, "name": d.name, "user_agent": d.user_agent,
-            "trusted_at": d.trusted_at, "expires_at": d.expires_at, "last_used_at": d.last_used_at}
+class DeviceOut(ResponseModel):
+    id: str
+    fingerprint: str
+    name: str | None
+    user_agent: str | None
+    trusted_at: int
+    expires_at: int | None
+    last_used_at: int | None
+
 
 
 async def _event(session: AsyncSession, user: User, type: str, auth: Principal,

@@ -11,23 +11,31 @@ from app.core.auth import Principal, scoped
 from app.core.errors import NotFound, ValidationFailed
 from app.core.etags import check_if_match
 from app.core.pagination import PageParams, page_params
+from app.core.responses import Obj, Page
 from app.core.session import db_session
 from app.issuer.dependencies import get_issuer_in_account
 from app.models.user import User
 from app.user import devices, service, tokens, verifiers
 from app.user.schemas import (
     ApprovalDecision,
+    BackupCodes,
     CodeCheck,
+    CodeCheckResult,
     DeviceCreate,
+    DeviceTrusted,
     EnrollmentComplete,
+    EnrollmentResult,
+    RevokedCount,
+    TotpEnrollment,
     UserCreate,
+    UserListItem,
+    UserOut,
     UserUpdate,
     VerifierCreate,
+    VerifierOut,
     VerifierUpdate,
     password_verifier,
     password_verifier_id,
-    user_list_item,
-    user_to_api,
 )
 
 router = APIRouter(tags=["users"])
@@ -40,7 +48,7 @@ READ = scoped("issuers.users", "read")
 WRITE = scoped("issuers.users", "write")
 
 
-@router.get(USERS)
+@router.get(USERS, response_model=Page[UserListItem])
 async def list_users(
     account_id: str,
     issuer_id: str,
@@ -56,11 +64,11 @@ async def list_users(
                                                       issuer_id=issuer_id, params=params,
                                                       status=status)
     key = request.app.state.secret_key
-    return envelopes.page([user_list_item(u, key) for u in rows], has_more=has_more,
+    return envelopes.page([UserListItem.of_user(u, key) for u in rows], has_more=has_more,
                           next_cursor=cursor)
 
 
-@router.post(USERS, status_code=201)
+@router.post(USERS, status_code=201, response_model=Obj[UserOut])
 async def create_user(
     account_id: str,
     issuer_id: str,
@@ -72,10 +80,10 @@ async def create_user(
     await get_issuer_in_account(session, account_id, issuer_id)
     user = await service.create_user(session, account_id=account_id, issuer_id=issuer_id, body=body,
                                      auth=principal)
-    return envelopes.created(user_to_api(user))
+    return envelopes.created(UserOut.of(user))
 
 
-@router.get(ONE)
+@router.get(ONE, response_model=Obj[UserOut])
 async def get_user(
     account_id: str,
     issuer_id: str,
@@ -85,10 +93,10 @@ async def get_user(
 ) -> JSONResponse:
     """One user."""
     user = await service.get_user_in_issuer(session, account_id, issuer_id, user_id)
-    return envelopes.obj(user_to_api(user))
+    return envelopes.obj(UserOut.of(user))
 
 
-@router.patch(ONE)
+@router.patch(ONE, response_model=Obj[UserOut])
 async def update_user(
     account_id: str,
     issuer_id: str,
@@ -102,7 +110,7 @@ async def update_user(
     user = await service.get_user_in_issuer(session, account_id, issuer_id, user_id, for_update=True)
     check_if_match(request, user.version)
     user = await service.update_user(session, user, body, principal)
-    return envelopes.obj(user_to_api(user))
+    return envelopes.obj(UserOut.of(user))
 
 
 @router.delete(ONE, status_code=204)
@@ -125,7 +133,7 @@ def _is_password(user: User, verifier_id: str) -> bool:
     return verifier_id == password_verifier_id(user)
 
 
-@router.get(ONE + "/verifiers")
+@router.get(ONE + "/verifiers", response_model=Page[VerifierOut])
 async def list_verifiers(
     account_id: str,
     issuer_id: str,
@@ -136,11 +144,11 @@ async def list_verifiers(
     """The user's verifiers (never paginated: the SDK's list_all sends no cursor)."""
     user = await service.get_user_in_issuer(session, account_id, issuer_id, user_id)
     items = [password_verifier(user)] if user.password_hash else []
-    items += [verifiers.verifier_to_api(v) for v in await verifiers.list_totp(session, user)]
+    items += [verifiers.verifier_out(v) for v in await verifiers.list_totp(session, user)]
     return envelopes.page(items)
 
 
-@router.post(ONE + "/verifiers", status_code=201)
+@router.post(ONE + "/verifiers", status_code=201, response_model=Obj[VerifierOut | TotpEnrollment])
 async def create_verifier(
     account_id: str,
     issuer_id: str,
@@ -167,10 +175,10 @@ async def create_verifier(
     _, enrollment = await verifiers.start_totp(
         session, user, name=body.name, issuer_name=issuer.name,
         server_key=request.app.state.secret_key, auth=principal)
-    return envelopes.created(enrollment)
+    return envelopes.created(TotpEnrollment(**enrollment))
 
 
-@router.post(ONE + "/verifiers/complete-enrollment")
+@router.post(ONE + "/verifiers/complete-enrollment", response_model=Obj[EnrollmentResult])
 async def complete_enrollment(
     account_id: str,
     issuer_id: str,
@@ -185,10 +193,10 @@ async def complete_enrollment(
     result = await verifiers.complete_totp(session, user, enrollment_id=body.enrollment_id,
                                            code=body.code, server_key=request.app.state.secret_key,
                                            auth=principal)
-    return envelopes.obj(result)
+    return envelopes.obj(EnrollmentResult(**result))
 
 
-@router.get(ONE + "/verifiers/{verifier_id}")
+@router.get(ONE + "/verifiers/{verifier_id}", response_model=Obj[VerifierOut])
 async def get_verifier(
     account_id: str,
     issuer_id: str,
@@ -203,10 +211,10 @@ async def get_verifier(
         if not user.password_hash:
             raise NotFound("verifier")
         return envelopes.obj(password_verifier(user))
-    return envelopes.obj(verifiers.verifier_to_api(await verifiers.get_totp(session, user, verifier_id)))
+    return envelopes.obj(verifiers.verifier_out(await verifiers.get_totp(session, user, verifier_id)))
 
 
-@router.patch(ONE + "/verifiers/{verifier_id}")
+@router.patch(ONE + "/verifiers/{verifier_id}", response_model=Obj[VerifierOut])
 async def update_verifier(
     account_id: str,
     issuer_id: str,
@@ -225,7 +233,7 @@ async def update_verifier(
     v = await verifiers.get_totp(session, user, verifier_id, for_update=True)
     check_if_match(request, v.version)
     v = await verifiers.update_totp(session, user, v, body.model_dump(exclude_unset=True), principal)
-    return envelopes.obj(verifiers.verifier_to_api(v))
+    return envelopes.obj(verifiers.verifier_out(v))
 
 
 @router.delete(ONE + "/verifiers/{verifier_id}", status_code=204)
@@ -243,7 +251,7 @@ async def delete_verifier(
     if _is_password(user, verifier_id):
         if not user.password_hash:
             raise NotFound("verifier")
-        check_if_match(request, password_verifier(user)["created_at"])
+        check_if_match(request, password_verifier(user).created_at)
         await service.remove_password(session, user, principal)
         return envelopes.no_content()
     v = await verifiers.get_totp(session, user, verifier_id, for_update=True)
@@ -252,7 +260,7 @@ async def delete_verifier(
     return envelopes.no_content()
 
 
-@router.post(ONE + "/verifiers/{verifier_id}/regenerate")
+@router.post(ONE + "/verifiers/{verifier_id}/regenerate", response_model=Obj[BackupCodes])
 async def regenerate_backup_codes(
     account_id: str,
     issuer_id: str,
@@ -270,10 +278,10 @@ async def regenerate_backup_codes(
     check_if_match(request, v.version)
     codes = await verifiers.regenerate_codes(session, user, v, server_key=request.app.state.secret_key,
                                              auth=principal)
-    return envelopes.obj({"codes": codes})
+    return envelopes.obj(BackupCodes(codes=codes))
 
 
-@router.post(ONE + "/verifiers/{verifier_id}/verify")
+@router.post(ONE + "/verifiers/{verifier_id}/verify", response_model=Obj[CodeCheckResult])
 async def verify_verifier(
     account_id: str,
     issuer_id: str,
@@ -293,10 +301,10 @@ async def verify_verifier(
     check_if_match(request, v.version)
     result = await verifiers.verify_code(session, user, v, code=body.code,
                                          server_key=request.app.state.secret_key, auth=principal)
-    return envelopes.obj(result)
+    return envelopes.obj(CodeCheckResult(**result))
 
 
-@router.get(APPROVALS)
+@router.get(APPROVALS, response_model=Page[UserListItem])
 async def list_approvals(
     account_id: str,
     issuer_id: str,
@@ -310,11 +318,11 @@ async def list_approvals(
     rows, has_more, cursor = await service.list_pending_approvals(
         session, account_id=account_id, issuer_id=issuer_id, params=params)
     key = request.app.state.secret_key
-    return envelopes.page([user_list_item(u, key) for u in rows], has_more=has_more,
+    return envelopes.page([UserListItem.of_user(u, key) for u in rows], has_more=has_more,
                           next_cursor=cursor)
 
 
-@router.get(APPROVALS + "/{user_id}")
+@router.get(APPROVALS + "/{user_id}", response_model=Obj[UserOut])
 async def get_approval(
     account_id: str,
     issuer_id: str,
@@ -326,10 +334,10 @@ async def get_approval(
     await get_issuer_in_account(session, account_id, issuer_id)
     user = await service.get_approval_user(session, account_id=account_id, issuer_id=issuer_id,
                                            user_id=user_id)
-    return envelopes.obj(user_to_api(user))
+    return envelopes.obj(UserOut.of(user))
 
 
-@router.patch(APPROVALS + "/{user_id}")
+@router.patch(APPROVALS + "/{user_id}", response_model=Obj[UserOut])
 async def decide_approval(
     account_id: str,
     issuer_id: str,
@@ -346,10 +354,10 @@ async def decide_approval(
     check_if_match(request, user.version)
     user = await service.decide_approval(session, user, status=body.status, reason=body.reason,
                                          auth=principal)
-    return envelopes.obj(user_to_api(user))
+    return envelopes.obj(UserOut.of(user))
 
 
-@router.get(ONE + "/trusted-devices")
+@router.get(ONE + "/trusted-devices", response_model=Page[devices.DeviceOut])
 async def list_trusted_devices(
     account_id: str,
     issuer_id: str,
@@ -359,10 +367,10 @@ async def list_trusted_devices(
 ) -> JSONResponse:
     """The user's unexpired trusted devices (never paginated: list_all sends no cursor)."""
     user = await service.get_user_in_issuer(session, account_id, issuer_id, user_id)
-    return envelopes.page([devices.device_to_api(d) for d in await devices.list_devices(session, user)])
+    return envelopes.page([devices.DeviceOut.of(d) for d in await devices.list_devices(session, user)])
 
 
-@router.post(ONE + "/trusted-devices/revoke-all")
+@router.post(ONE + "/trusted-devices/revoke-all", response_model=Obj[RevokedCount])
 async def revoke_all_trusted_devices(
     account_id: str,
     issuer_id: str,
@@ -372,10 +380,10 @@ async def revoke_all_trusted_devices(
 ) -> JSONResponse:
     """Forget every trusted device of the user (no body)."""
     user = await service.get_user_in_issuer(session, account_id, issuer_id, user_id, for_update=True)
-    return envelopes.obj({"revoked_count": await devices.revoke_all(session, user, principal)})
+    return envelopes.obj(RevokedCount(revoked_count=await devices.revoke_all(session, user, principal)))
 
 
-@router.post(ONE + "/trusted-devices", status_code=201)
+@router.post(ONE + "/trusted-devices", status_code=201, response_model=Obj[DeviceTrusted])
 async def create_trusted_device(
     account_id: str,
     issuer_id: str,
@@ -387,7 +395,7 @@ async def create_trusted_device(
     """Trust a device (by fingerprint) until `expires_at` (default 30 days)."""
     user = await service.get_user_in_issuer(session, account_id, issuer_id, user_id)
     device = await devices.trust_device(session, user, body, principal)
-    return envelopes.created({"device_id": device.id, "expires_at": device.expires_at},
+    return envelopes.created(DeviceTrusted(device_id=device.id, expires_at=device.expires_at),
                              etag_ms=device.version)
 
 
@@ -406,7 +414,7 @@ async def delete_trusted_device(
     return envelopes.no_content()
 
 
-@router.get(ONE + "/tokens")
+@router.get(ONE + "/tokens", response_model=Page[tokens.PersonalTokenListItem])
 async def list_personal_tokens(
     account_id: str,
     issuer_id: str,
@@ -419,11 +427,11 @@ async def list_personal_tokens(
     """The user's personal access tokens, newest first (never their secrets)."""
     user = await service.get_user_in_issuer(session, account_id, issuer_id, user_id)
     rows, has_more, cursor = await tokens.list_tokens(session, user, params, status)
-    return envelopes.page([tokens.token_list_item(t) for t in rows], has_more=has_more,
+    return envelopes.page([tokens.PersonalTokenListItem.of(t) for t in rows], has_more=has_more,
                           next_cursor=cursor)
 
 
-@router.post(ONE + "/tokens", status_code=201)
+@router.post(ONE + "/tokens", status_code=201, response_model=Obj[tokens.PersonalTokenCreated])
 async def create_personal_token(
     account_id: str,
     issuer_id: str,
@@ -437,11 +445,11 @@ async def create_personal_token(
     user = await service.get_user_in_issuer(session, account_id, issuer_id, user_id)
     token, plain = await tokens.create_token(session, user, body,
                                              server_key=request.app.state.secret_key, auth=principal)
-    return envelopes.created({**tokens.token_to_api(token), "token_plain": plain},
+    return envelopes.created(tokens.PersonalTokenCreated.model_validate(tokens.with_secret(token, plain)),
                              etag_ms=token.version)
 
 
-@router.get(TOKENS + "/{token_id}")
+@router.get(TOKENS + "/{token_id}", response_model=Obj[tokens.PersonalTokenOut])
 async def get_personal_token(
     account_id: str,
     token_id: str,
@@ -449,10 +457,10 @@ async def get_personal_token(
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """One personal access token of any user of the account."""
-    return envelopes.obj(tokens.token_to_api(await tokens.get_token(session, account_id, token_id)))
+    return envelopes.obj(tokens.PersonalTokenOut.of(await tokens.get_token(session, account_id, token_id)))
 
 
-@router.post(TOKENS + "/{token_id}/revoke")
+@router.post(TOKENS + "/{token_id}/revoke", response_model=Obj[tokens.PersonalTokenOut])
 async def revoke_personal_token(
     account_id: str,
     token_id: str,
@@ -466,7 +474,7 @@ async def revoke_personal_token(
     check_if_match(request, token.version)
     reason = (body.status_reason or body.reason) if body else None
     token = await tokens.revoke_token(session, token, reason, principal)
-    return envelopes.obj(tokens.token_to_api(token))
+    return envelopes.obj(tokens.PersonalTokenOut.of(token))
 
 
 @router.delete(TOKENS + "/{token_id}", status_code=204)

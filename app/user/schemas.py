@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import StringConstraints, ValidationInfo, field_validator
+from pydantic import Field, StringConstraints, ValidationInfo, field_validator
 
 from app.core.crypto import hmac_sha256
+from app.core.responses import JsonDict, ResponseModel, StrList, with_fields
 from app.core.validation import JsonObject, Metadata, ScopeList, ShortText, StrictModel, TimestampMs
 from app.models.user import User
 from app.user.identifiers import (
@@ -110,7 +111,8 @@ class DeviceCreate(StrictModel):
     fingerprint: Annotated[str, StringConstraints(min_length=1, max_length=256)]
     name: ShortText | None = None
     user_agent: Annotated[str, StringConstraints(max_length=512)] | None = None
-    expires_at: TimestampMs | None = None
+    # Strict: `false` is not a time (lax validation would read it as 0, i.e. "the default").
+    expires_at: Annotated[TimestampMs, Field(strict=True)] | None = None
 
 
 class VerifierCreate(StrictModel):
@@ -134,41 +136,52 @@ class CodeCheck(StrictModel):
     code: Annotated[str, StringConstraints(min_length=1, max_length=32)]
 
 
-def user_to_api(user: User) -> dict[str, Any]:
-    return {
-        "id": user.id,
-        "issuer_id": user.issuer_id,
-        "status": user.status,
-        "status_at": user.status_at,
-        "status_reason": user.status_reason,
-        "status_by": user.status_by,
-        "username_type": user.username_type,
-        "username": user.username,
-        "profile": user.profile,
-        "scopes": list(user.scopes),
-        "security": {**user.security, "password_set": user.password_hash is not None},
-        "preferences": user.preferences,
-        "custom_fields": user.custom_fields,
-        "approval": user.approval or None,
-        "metadata": user.metadata_,
-        "created_at": user.created_at,
-        "updated_at": user.updated_at,
-    }
+class UserOut(ResponseModel):
+    id: str
+    issuer_id: str
+    status: str
+    status_at: int | None
+    status_reason: str | None
+    status_by: str | None
+    username_type: str
+    username: str
+    profile: JsonDict
+    scopes: StrList
+    security: JsonDict
+    preferences: JsonDict
+    custom_fields: JsonDict
+    approval: dict[str, Any] | None
+    metadata: JsonDict = Field(validation_alias="metadata_")
+    created_at: int
+    updated_at: int | None
+
+    @classmethod
+    def of(cls, row: User) -> Self:
+        return cls.model_validate(with_fields(
+            row, security={**(row.security or {}), "password_set": row.password_hash is not None},
+            approval=row.approval or None))
 
 
-def user_list_item(user: User, secret_key: str) -> dict[str, Any]:
-    return {
-        "user_id": user.id,
-        "issuer_id": user.issuer_id,
-        "username_hash": username_hash(secret_key, user.issuer_id, user.username_normalized),
-        "username_type": user.username_type,
-        "status": user.status,
-        "store_id": STORE_ID,
-        "region": None,
-        "created_at": user.created_at,
-        # Required (not nullable) in the list model: a never-updated user reports its creation.
-        "updated_at": user.updated_at or user.created_at,
-    }
+class UserListItem(ResponseModel):
+    """No username: a keyed hash of it, for lists that must not show it."""
+
+    user_id: str
+    issuer_id: str
+    username_hash: str
+    username_type: str
+    status: str
+    store_id: str = STORE_ID
+    region: str | None = None
+    created_at: int
+    # Required (not nullable) in the list model: a never-updated user reports its creation.
+    updated_at: int
+
+    @classmethod
+    def of_user(cls, user: User, secret_key: str) -> Self:
+        return cls.model_validate(with_fields(
+            user, user_id=user.id, store_id=STORE_ID, region=None,
+            username_hash=username_hash(secret_key, user.issuer_id, user.username_normalized),
+            updated_at=user.updated_at or user.created_at))
 
 
 def password_verifier_id(user: User) -> str:
@@ -176,7 +189,67 @@ def password_verifier_id(user: User) -> str:
     return "pwd_" + user.id.split("_", 1)[1]
 
 
-def password_verifier(user: User) -> dict[str, Any]:
+class VerifierOut(ResponseModel):
+    """A user's verifier: public facts only, never a hash or a TOTP seed. The password verifier has
+    only the first six fields."""
+
+    omit_if_none = ("name", "credential", "backup_codes_remaining", "usage_count", "last_used_at")
+
+    id: str
+    user_id: str
+    type: str
+    status: str
+    created_at: int
+    updated_at: int | None
+    name: str | None = None
+    credential: dict[str, Any] | None = None
+    backup_codes_remaining: int | None = None
+    usage_count: int | None = None
+    last_used_at: int | None = None
+
+
+def password_verifier(user: User) -> VerifierOut:
     created = user.password_changed_at or user.updated_at or user.created_at
-    return {"id": password_verifier_id(user), "user_id": user.id, "type": "password",
-            "status": "active", "created_at": created, "updated_at": created}
+    return VerifierOut(id=password_verifier_id(user), user_id=user.id, type="password",
+                       status="active", created_at=created, updated_at=created)
+
+
+class TotpEnrollment(ResponseModel):
+    """A TOTP enrollment: the key, shown this once, until confirmed with a code."""
+
+    enrollment_id: str
+    secret: str
+    provisioning_uri: str
+    expires_at: int | None
+
+
+class EnrollmentResult(ResponseModel):
+    omit_if_none = ("error", "verifier_id", "backup_codes")
+
+    success: bool
+    error: str | None = None
+    verifier_id: str | None = None
+    backup_codes: list[str] | None = None
+
+
+class CodeCheckResult(ResponseModel):
+    omit_if_none = ("error", "remaining")
+
+    success: bool
+    error: str | None = None
+    remaining: int | None = None
+
+
+class BackupCodes(ResponseModel):
+    """New backup codes, shown this once."""
+
+    codes: list[str]
+
+
+class RevokedCount(ResponseModel):
+    revoked_count: int
+
+
+class DeviceTrusted(ResponseModel):
+    device_id: str
+    expires_at: int

@@ -7,7 +7,7 @@ without the server key verifies nothing.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 from fastapi import Request
 from pydantic import Field, StringConstraints, field_validator
@@ -19,6 +19,7 @@ from app.core.crypto import constant_time_equals, generate_secret, hmac_sha256
 from app.core.errors import Conflict, NotFound, Unauthorized
 from app.core.ids import looks_like_id, new_id, now_ms
 from app.core.pagination import PageParams, paginate
+from app.core.responses import JsonDict, ResponseModel, StrList, with_fields
 from app.core.scopes import within
 from app.core.validation import Description, Metadata, Name, ScopeList, StrictModel, Tags, TimestampMs
 from app.events.service import record
@@ -68,24 +69,60 @@ def effective_status(t: PersonalToken) -> str:
     return t.status
 
 
-def token_to_api(t: PersonalToken) -> dict[str, Any]:
-    return {
-        "id": t.id, "user_id": t.user_id, "issuer_id": t.issuer_id, "type": "personal_token",
-        "name": t.name, "description": t.description, "tags": list(t.tags),
-        "restrictions": t.restrictions, "status": effective_status(t), "status_at": t.status_at,
-        "status_reason": t.status_reason, "status_by": t.status_by, "expires_at": t.expires_at,
-        "audience": t.audience, "metadata": t.metadata_, "last_used_at": t.last_used_at,
-        "created_at": t.created_at, "updated_at": t.updated_at,
-    }
+class PersonalTokenOut(ResponseModel):
+    id: str
+    user_id: str
+    issuer_id: str
+    type: str = "personal_token"
+    name: str
+    description: str | None
+    tags: StrList
+    restrictions: JsonDict
+    status: str
+    status_at: int | None
+    status_reason: str | None
+    status_by: str | None
+    expires_at: int | None
+    audience: str | None
+    metadata: JsonDict = Field(validation_alias="metadata_")
+    last_used_at: int | None
+    created_at: int
+    updated_at: int | None
+
+    @classmethod
+    def of(cls, row: PersonalToken) -> Self:
+        return cls.model_validate(with_fields(row, type="personal_token", status=effective_status(row)))
 
 
-def token_list_item(t: PersonalToken) -> dict[str, Any]:
-    return {
-        "id": t.id, "user_id": t.user_id, "issuer_id": t.issuer_id, "status": effective_status(t),
-        "name": t.name, "tags": list(t.tags), "scopes": list(t.restrictions.get("scopes", [])),
-        "description": t.description, "audience": t.audience, "expires_at": t.expires_at,
-        "created_at": t.created_at, "updated_at": t.updated_at,
-    }
+
+class PersonalTokenListItem(ResponseModel):
+    id: str
+    user_id: str
+    issuer_id: str
+    status: str
+    name: str
+    tags: StrList
+    scopes: list[str]
+    description: str | None
+    audience: str | None
+    expires_at: int | None
+    created_at: int
+    updated_at: int | None
+
+    @classmethod
+    def of(cls, row: PersonalToken) -> Self:
+        return cls.model_validate(with_fields(row, status=effective_status(row),
+                                              scopes=list((row.restrictions or {}).get("scopes", []))))
+
+
+class PersonalTokenCreated(PersonalTokenOut):
+    """The create answer: `token_plain`, shown this once."""
+
+    token_plain: str
+
+
+def with_secret(token: PersonalToken, plain: str) -> object:
+    return with_fields(token, type="personal_token", status=effective_status(token), token_plain=plain)
 
 
 async def _event(session: AsyncSession, t: PersonalToken, type: str, auth: Principal,

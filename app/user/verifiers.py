@@ -21,10 +21,12 @@ from app.core.auth import Principal
 from app.core.crypto import constant_time_equals, decrypt, encrypt, hmac_sha256
 from app.core.errors import Conflict, NotFound
 from app.core.ids import new_id, now_ms
+from app.core.responses import with_fields
 from app.events.service import record
 from app.models.user import User
 from app.models.user_verifier import UserVerifier
 from app.organization.service import touch
+from app.user.schemas import VerifierOut
 
 DIGITS = 6
 PERIOD = 30
@@ -58,20 +60,9 @@ def _new_backup_codes(server_key: str, v: UserVerifier) -> list[str]:
     return codes
 
 
-def verifier_to_api(v: UserVerifier) -> dict[str, Any]:
-    return {
-        "id": v.id,
-        "user_id": v.user_id,
-        "type": v.type,
-        "name": v.name,
-        "status": v.status,
-        "credential": v.credential,
-        "backup_codes_remaining": len(v.backup_codes),
-        "usage_count": v.usage_count,
-        "last_used_at": v.last_used_at,
-        "created_at": v.created_at,
-        "updated_at": v.updated_at,
-    }
+def verifier_out(v: UserVerifier) -> VerifierOut:
+    return VerifierOut.model_validate(with_fields(v, backup_codes_remaining=len(v.backup_codes or [])))
+
 
 
 async def _event(session: AsyncSession, user: User, type: str, auth: Principal,

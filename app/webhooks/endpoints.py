@@ -10,6 +10,7 @@ from app.core import envelopes
 from app.core.auth import Principal, scoped
 from app.core.etags import check_if_match
 from app.core.pagination import PageParams, page_params, paginate
+from app.core.responses import Obj, Page, with_fields
 from app.core.session import db_session
 from app.core.validation import MAX_TIMESTAMP_MS
 from app.models.webhook import Webhook
@@ -17,12 +18,14 @@ from app.models.webhook_delivery import WebhookDelivery
 from app.webhooks import service
 from app.webhooks.delivery import Sender
 from app.webhooks.schemas import (
+    DeliveryOut,
+    DeliveryTestOut,
     RedeliverFailed,
+    RedeliveryOut,
     WebhookCreate,
+    WebhookListItem,
+    WebhookOut,
     WebhookUpdate,
-    delivery_to_api,
-    webhook_list_item,
-    webhook_to_api,
 )
 
 router = APIRouter(tags=["webhooks"])
@@ -39,7 +42,7 @@ def _sender(request: Request) -> Sender:
     return sender
 
 
-@router.get(BASE)
+@router.get(BASE, response_model=Page[WebhookListItem])
 async def list_webhooks(
     account_id: str,
     status: str | None = Query(None, max_length=32),
@@ -50,10 +53,10 @@ async def list_webhooks(
     """The account's webhooks, newest first."""
     rows, has_more, cursor = await paginate(session, service.list_webhooks_stmt(account_id, status),
                                             Webhook.id, params)
-    return envelopes.page([webhook_list_item(w) for w in rows], has_more=has_more, next_cursor=cursor)
+    return envelopes.page([WebhookListItem.of(w) for w in rows], has_more=has_more, next_cursor=cursor)
 
 
-@router.post(BASE, status_code=201)
+@router.post(BASE, status_code=201, response_model=Obj[WebhookOut])
 async def create_webhook(
     account_id: str,
     body: WebhookCreate,
@@ -66,10 +69,10 @@ async def create_webhook(
     webhook, secret = await service.create_webhook(
         session, account_id, body, principal, server_key=request.app.state.secret_key,
         allow_private=settings.webhooks_allow_private)
-    return envelopes.created(webhook_to_api(webhook, new_secret=secret))
+    return envelopes.created(WebhookOut.of_webhook(webhook, new_secret=secret))
 
 
-@router.get(BASE + "/{webhook_id}")
+@router.get(BASE + "/{webhook_id}", response_model=Obj[WebhookOut])
 async def get_webhook(
     account_id: str,
     webhook_id: str,
@@ -77,10 +80,10 @@ async def get_webhook(
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """One webhook (its secret is never shown again)."""
-    return envelopes.obj(webhook_to_api(await service.get_webhook(session, account_id, webhook_id)))
+    return envelopes.obj(WebhookOut.of(await service.get_webhook(session, account_id, webhook_id)))
 
 
-@router.patch(BASE + "/{webhook_id}")
+@router.patch(BASE + "/{webhook_id}", response_model=Obj[WebhookOut])
 async def update_webhook(
     account_id: str,
     webhook_id: str,
@@ -96,7 +99,7 @@ async def update_webhook(
     webhook, secret = await service.update_webhook(
         session, webhook, body, principal, server_key=request.app.state.secret_key,
         allow_private=settings.webhooks_allow_private, grace_seconds=settings.webhooks_secret_grace_seconds)
-    return envelopes.obj(webhook_to_api(webhook, new_secret=secret))
+    return envelopes.obj(WebhookOut.of_webhook(webhook, new_secret=secret))
 
 
 @router.delete(BASE + "/{webhook_id}", status_code=204)
@@ -114,7 +117,7 @@ async def delete_webhook(
     return envelopes.no_content()
 
 
-@router.get(BASE + "/{webhook_id}/deliveries")
+@router.get(BASE + "/{webhook_id}/deliveries", response_model=Page[DeliveryOut])
 async def list_deliveries(
     account_id: str,
     webhook_id: str,
@@ -133,10 +136,10 @@ async def list_deliveries(
     stmt = service.list_deliveries_stmt(webhook, event_type=event_type, status=status, after=after,
                                         before=before)
     rows, has_more, cursor = await paginate(session, stmt, WebhookDelivery.id, params)
-    return envelopes.page([delivery_to_api(d) for d in rows], has_more=has_more, next_cursor=cursor)
+    return envelopes.page([DeliveryOut.of(d) for d in rows], has_more=has_more, next_cursor=cursor)
 
 
-@router.post(BASE + "/{webhook_id}/deliveries/{delivery_id}/redeliver")
+@router.post(BASE + "/{webhook_id}/deliveries/{delivery_id}/redeliver", response_model=Obj[DeliveryTestOut])
 async def redeliver_delivery(
     account_id: str,
     webhook_id: str,
@@ -150,10 +153,10 @@ async def redeliver_delivery(
     delivery, ok = await service.redeliver_one(session, webhook, delivery_id, sender=_sender(request),
                                                server_key=request.app.state.secret_key,
                                                precondition=lambda d: check_if_match(request, d.version))
-    return envelopes.obj({**delivery_to_api(delivery), "success": ok})
+    return envelopes.obj(DeliveryTestOut.model_validate(with_fields(delivery, success=ok)))
 
 
-@router.post(BASE + "/{webhook_id}/redeliver")
+@router.post(BASE + "/{webhook_id}/redeliver", response_model=Obj[RedeliveryOut])
 async def redeliver_failed(
     account_id: str,
     webhook_id: str,
@@ -163,4 +166,4 @@ async def redeliver_failed(
 ) -> JSONResponse:
     """Requeue the failed deliveries created in a window (after/before, Unix ms)."""
     webhook = await service.get_webhook(session, account_id, webhook_id)
-    return envelopes.obj(await service.redeliver_failed(session, webhook, body))
+    return envelopes.obj(RedeliveryOut(**await service.redeliver_failed(session, webhook, body)))

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
+from app.core.responses import JsonDict, ResponseModel, with_fields
 from app.core.validation import Description, Metadata, Name, StrictModel, TimestampMs, Url
 from app.events.catalog import WEBHOOK_EVENT_TYPES
 from app.models.webhook import Webhook
@@ -134,64 +135,99 @@ def webhook_auth(webhook: Webhook) -> dict[str, Any]:
     return out
 
 
-def webhook_to_api(webhook: Webhook, *, new_secret: str | None = None) -> dict[str, Any]:
-    auth = webhook_auth(webhook)
-    if new_secret is not None:
-        auth["secret"] = new_secret
-    return {
-        "id": webhook.id,
-        "account_id": webhook.account_id,
-        "name": webhook.name,
-        "description": webhook.description,
-        "url": webhook.url,
-        "status": webhook.status,
-        "status_at": webhook.status_at,
-        "status_reason": webhook.status_reason,
-        "status_by": webhook.status_by,
-        "auth": auth,
-        "events": list(webhook.events),
-        "subjects": list(webhook.subjects),
-        "retry": policy_with_defaults(RetryPolicy, webhook.retry, None),
-        "circuit_breaker": policy_with_defaults(CircuitBreakerPolicy, webhook.circuit_breaker, None),
-        "metadata": webhook.metadata_,
-        "created_at": webhook.created_at,
-        "updated_at": webhook.updated_at,
-    }
+class WebhookAuthOut(ResponseModel):
+    """The signing secret appears only in the create answer and a rotation's answer."""
+
+    omit_if_none = ("rotated_at", "previous_secret_expires_at", "secret")
+
+    type: str = AUTH_TYPE
+    rotated_at: int | None = None
+    previous_secret_expires_at: int | None = None
+    secret: str | None = None
 
 
-def webhook_list_item(webhook: Webhook) -> dict[str, Any]:
-    return {
-        "id": webhook.id,
-        "account_id": webhook.account_id,
-        "status": webhook.status,
-        "name": webhook.name,
-        "description": webhook.description,
-        "url": webhook.url,
-        "auth_type": AUTH_TYPE,
-        "events": list(webhook.events),
-        "status_at": webhook.status_at,
-        "status_reason": webhook.status_reason,
-        "status_by": webhook.status_by,
-        "created_at": webhook.created_at,
-        "updated_at": webhook.updated_at,
-    }
+class WebhookOut(ResponseModel):
+    id: str
+    account_id: str
+    name: str
+    description: str | None
+    url: str
+    status: str
+    status_at: int | None
+    status_reason: str | None
+    status_by: str | None
+    auth: WebhookAuthOut
+    events: list[str]
+    subjects: list[dict[str, Any]]
+    retry: RetryPolicy
+    circuit_breaker: CircuitBreakerPolicy
+    metadata: JsonDict = Field(validation_alias="metadata_")
+    created_at: int
+    updated_at: int | None
+
+    @classmethod
+    def of_webhook(cls, webhook: Webhook, *, new_secret: str | None = None) -> Self:
+        auth = webhook_auth(webhook)
+        if new_secret is not None:
+            auth["secret"] = new_secret
+        return cls.model_validate(with_fields(
+            webhook, auth=auth,
+            retry=policy_with_defaults(RetryPolicy, webhook.retry, None),
+            circuit_breaker=policy_with_defaults(CircuitBreakerPolicy, webhook.circuit_breaker, None)))
+
+    @classmethod
+    def of(cls, row: Webhook) -> Self:
+        return cls.of_webhook(row)
 
 
-def delivery_to_api(delivery: WebhookDelivery) -> dict[str, Any]:
-    return {
-        "id": delivery.id,
-        "webhook_id": delivery.webhook_id,
-        "event_id": delivery.event_id,
-        "event_type": delivery.event_type,
-        "status": delivery.status,
-        "attempt_count": delivery.attempt_count,
-        "first_attempted_at": delivery.first_attempted_at,
-        "last_attempted_at": delivery.last_attempted_at,
-        "next_attempt_at": delivery.next_attempt_at if delivery.status == "pending" else None,
-        "retry_workflow_id": None,
-        "attempt_budget": delivery.attempt_budget,
-        "last_error": delivery.last_error,
-        "last_response_status": delivery.last_response_status,
-        "created_at": delivery.created_at,
-        "updated_at": delivery.updated_at,
-    }
+class WebhookListItem(ResponseModel):
+    id: str
+    account_id: str
+    status: str
+    name: str
+    description: str | None
+    url: str
+    auth_type: str = AUTH_TYPE
+    events: list[str]
+    status_at: int | None
+    status_reason: str | None
+    status_by: str | None
+    created_at: int
+    updated_at: int | None
+
+
+class DeliveryOut(ResponseModel):
+    id: str
+    webhook_id: str
+    event_id: str
+    event_type: str
+    status: str
+    attempt_count: int
+    first_attempted_at: int | None
+    last_attempted_at: int | None
+    next_attempt_at: int | None
+    retry_workflow_id: str | None = None
+    attempt_budget: int | None
+    last_error: str | None
+    last_response_status: int | None
+    created_at: int
+    updated_at: int | None
+
+    @classmethod
+    def of(cls, row: WebhookDelivery) -> Self:
+        return cls.model_validate(with_fields(
+            row, retry_workflow_id=None,
+            next_attempt_at=row.next_attempt_at if row.status == "pending" else None))
+
+
+class DeliveryTestOut(DeliveryOut):
+    success: bool
+
+
+class RedeliveryOut(ResponseModel):
+    webhook_id: str
+    requeued: int
+    status: str
+    after: int | None
+    before: int | None
+    requested_at: int

@@ -130,6 +130,8 @@ class TestTrustedDevices:
 
     @pytest.mark.parametrize("body", [{}, {"fingerprint": ""}, {"fingerprint": "x" * 257},
                                       {"fingerprint": "x", "expires_at": 1},
+                                      # schemathesis: `false` was read as 0, "the default expiry"
+                                      {"fingerprint": "x", "expires_at": False},
                                       {"fingerprint": "x", "user_agent": "u" * 513},
                                       {"fingerprint": "x", "trusted": True}])
     async def test_bad_input_writes_nothing(self, client: httpx.AsyncClient, admin: AuthPIAdmin,

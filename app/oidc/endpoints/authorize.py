@@ -15,6 +15,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from app.core.ids import new_id, now_ms
 from app.models.oidc import AuthorizationCode
+from app.oidc import openapi as docs
 from app.oidc import pkce, tokens
 from app.oidc.claims import load_active_user, organizations
 from app.oidc.client_auth import CachedClient
@@ -115,7 +116,7 @@ def _validate(client: CachedClient, params: dict[str, str], resources: list[str]
     return list(dict.fromkeys(scopes))
 
 
-@router.get("/{issuer_id}/authorize", include_in_schema=False)
+@router.get("/{issuer_id}/authorize", **docs.AUTHORIZE)
 async def authorize(issuer_id: str, request: Request) -> Response:
     """Start (or silently continue) a sign-in and send an authorization code to the client."""
     keys = await key_set(request, issuer_id)

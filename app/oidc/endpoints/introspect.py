@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from app.core.ids import now_ms
 from app.models.oidc import OidcGrant, RefreshToken
+from app.oidc import openapi as docs
 from app.oidc import tokens
 from app.oidc.client_auth import authenticate_client
 from app.oidc.endpoints.token import read_form
@@ -68,7 +69,7 @@ async def _personal_token(app: Any, issuer_id: str, token: str) -> dict[str, Any
             "organizations": principal.extra.get("organizations", [])}
 
 
-@router.post("/{issuer_id}/introspect", include_in_schema=False)
+@router.post("/{issuer_id}/introspect", **docs.INTROSPECT)
 async def introspect(issuer_id: str, request: Request) -> Response:
     """Is this token active, and what does it carry?"""
     keys = await key_set(request, issuer_id)

@@ -15,6 +15,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from app.core.ids import now_ms
 from app.events.service import record
+from app.oidc import openapi as docs
 from app.oidc.errors import NO_STORE
 from app.oidc.pages import (
     SECURITY_HEADERS,
@@ -75,7 +76,7 @@ def _too_many(request: Request, issuer_id: str, return_to: str, username: str, i
     return response
 
 
-@router.get("/{issuer_id}/login", include_in_schema=False)
+@router.get("/{issuer_id}/login", **docs.LOGIN_PAGE)
 async def login_page(issuer_id: str, request: Request) -> Response:
     """The sign-in form."""
     name = await _issuer_name(request, issuer_id)
@@ -89,7 +90,7 @@ async def login_page(issuer_id: str, request: Request) -> Response:
                       issuer_name=name)
 
 
-@router.post("/{issuer_id}/login", include_in_schema=False)
+@router.post("/{issuer_id}/login", **docs.LOGIN_SUBMIT)
 async def login_submit(issuer_id: str, request: Request) -> Response:
     """Check the credentials; on success resume the authorization request."""
     keys = await key_set(request, issuer_id)

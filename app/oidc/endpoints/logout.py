@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from app.models.oidc import LoginSession
+from app.oidc import openapi as docs
 from app.oidc.errors import redirect_with
 from app.oidc.pages import clear_cookie, message_page, session_cookie_name
 from app.oidc.runtime import get_runtime, key_set
@@ -17,7 +18,8 @@ from app.session.service import end_session, find_by_cookie
 router = APIRouter()
 
 
-@router.api_route("/{issuer_id}/logout", methods=["GET", "POST"], include_in_schema=False)
+@router.get("/{issuer_id}/logout", **docs.LOGOUT)
+@router.post("/{issuer_id}/logout", **docs.LOGOUT)
 async def logout(issuer_id: str, request: Request) -> Response:
     """Sign out of this issuer."""
     keys = await key_set(request, issuer_id)

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
 from app.models.oidc import OidcGrant, RefreshToken, RevokedAccessToken
+from app.oidc import openapi as docs
 from app.oidc import tokens
 from app.oidc.client_auth import authenticate_client
 from app.oidc.endpoints.token import read_form
@@ -20,7 +21,7 @@ from app.oidc.verify import verify_jwt_for_issuer
 router = APIRouter()
 
 
-@router.post("/{issuer_id}/revoke", include_in_schema=False)
+@router.post("/{issuer_id}/revoke", **docs.REVOKE)
 async def revoke(issuer_id: str, request: Request) -> Response:
     """Revoke a refresh token (and its family) or an access token."""
     keys = await key_set(request, issuer_id)

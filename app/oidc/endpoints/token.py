@@ -7,6 +7,7 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from app.oidc import openapi as docs
 from app.oidc.client_auth import agent_credentials, authenticate_client
 from app.oidc.errors import NO_STORE, InvalidRequest, OAuthError, UnsupportedGrantType, issuer_not_found
 from app.oidc.events import metered_occurrence
@@ -40,7 +41,7 @@ async def read_form(request: Request) -> Form:
     return Form(pairs)
 
 
-@router.post("/{issuer_id}/token", tags=["oidc"])
+@router.post("/{issuer_id}/token", **docs.TOKEN)
 async def token(issuer_id: str, request: Request) -> Response:
     """The token endpoint."""
     keys = await key_set(request, issuer_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from app.oidc import openapi as docs
 from app.oidc.claims import load_active_user, organizations, profile_claims
 from app.oidc.errors import NO_STORE, InvalidToken
 from app.oidc.grants.common import select_org
@@ -23,7 +24,8 @@ def _bearer(request: Request) -> str:
     return value.strip()
 
 
-@router.api_route("/{issuer_id}/userinfo", methods=["GET", "POST"], include_in_schema=False)
+@router.get("/{issuer_id}/userinfo", **docs.USERINFO)
+@router.post("/{issuer_id}/userinfo", **docs.USERINFO)
 async def userinfo(issuer_id: str, request: Request) -> Response:
     """Claims about the token's subject."""
     try:
