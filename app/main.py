@@ -19,6 +19,7 @@ from app.core.idempotency import IdempotencyMiddleware
 from app.core.limits import RequestLimitsMiddleware
 from app.core.migrations import script_heads
 from app.health.endpoints import router as health_router
+from app.hosted.pages import router as hosted_router
 from app.lifecycle import shutdown, startup
 from app.oidc.fastpath import TokenFastPath
 from app.oidc.router import oidc_router
@@ -68,4 +69,5 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     app.include_router(api_router)
     # After /v1 and health: /{issuer_id}/... would otherwise shadow them.
     app.include_router(oidc_router)
+    app.include_router(hosted_router)
     return app

@@ -121,13 +121,20 @@ async def start_totp(session: AsyncSession, user: User, *, name: str | None, iss
     session.add(v)
     await session.flush()
     await _event(session, user, "user.verifier.created", auth, v, {"status": "pending"})
-    enrollment = {
+    return v, enrollment_view(server_key, v, user.username, issuer_name)
+
+
+def enrollment_view(server_key: str, v: UserVerifier, username: str, issuer_name: str) -> dict[str, Any]:
+    """The enrollment data of a pending TOTP verifier (only while it is pending)."""
+    if v.status != "pending":
+        raise Conflict("This enrollment is already complete")
+    key = _key(server_key, v)
+    return {
         "enrollment_id": v.id,
         "secret": base64.b32encode(key).decode().rstrip("="),
-        "provisioning_uri": _totp(key).get_provisioning_uri(user.username, issuer_name),
+        "provisioning_uri": _totp(key).get_provisioning_uri(username, issuer_name),
         "expires_at": v.enrollment_expires_at,
     }
-    return v, enrollment
 
 
 def _match_totp(server_key: str, v: UserVerifier, code: str, at: float) -> int | None:

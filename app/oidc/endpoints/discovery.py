@@ -7,6 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from app.hosted.i18n import CATALOGS
+from app.hosted.policy import ACR_VALUES
 from app.oidc.errors import issuer_not_found
 from app.oidc.keys import ID_TOKEN_ALG
 from app.oidc.runtime import key_set
@@ -14,9 +16,9 @@ from app.oidc.runtime import key_set
 router = APIRouter()
 
 STANDARD_SCOPES = ["openid", "profile", "email", "offline_access"]
-CLAIMS = ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "sid", "email", "email_verified",
-          "name", "given_name", "family_name", "picture", "locale", "updated_at", "org_id",
-          "organizations"]
+CLAIMS = ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "email",
+          "email_verified", "name", "given_name", "family_name", "preferred_username", "picture",
+          "locale", "updated_at", "org_id", "organizations"]
 CLIENT_AUTH = ["client_secret_basic", "client_secret_post", "none"]
 _CACHE = "public, max-age=60"
 
@@ -42,6 +44,8 @@ def discovery_document(issuer_url: str, available_scopes: list[str]) -> dict[str
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "code_challenge_methods_supported": ["S256"],
         "prompt_values_supported": ["none", "login"],
+        "acr_values_supported": ACR_VALUES,
+        "ui_locales_supported": sorted(CATALOGS),
         "claims_supported": CLAIMS,
         "claims_parameter_supported": False,
         "request_parameter_supported": False,

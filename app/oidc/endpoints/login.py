@@ -1,32 +1,31 @@
 """The hosted sign-in page: GET renders it, POST checks CSRF and the password, throttles failures,
-creates the issuer's login session (its cookie is path-scoped to the issuer) and resumes /authorize."""
+then hands over to the hosted flow (app/hosted): the second factor or enrolment when the user or a
+policy needs one, else the issuer's login session (its cookie path-scoped to the issuer) and
+/authorize again."""
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
+from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 
-from app.core.ids import now_ms
 from app.events.service import record
-from app.oidc.errors import NO_STORE
+from app.hosted.pages import after_password, page_context
+from app.hosted.policy import disabled_methods
+from app.oidc.keys import KeySet
 from app.oidc.pages import (
-    SECURITY_HEADERS,
     csrf_cookie_name,
     csrf_ok,
     csrf_pair,
     message_page,
     open_return,
     render,
-    session_cookie_name,
     set_cookie,
 )
 from app.oidc.runtime import get_runtime, key_set
-from app.session.service import SESSION_TTL_MS, create_login_session
 
 router = APIRouter()
-GENERIC_FAILURE = "The username or password is incorrect."
 
 
 def _client_ip(request: Request) -> str:
@@ -37,36 +36,40 @@ def _client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-async def _issuer_name(request: Request, issuer_id: str) -> str | None:
-    keys = await key_set(request, issuer_id)
-    if keys is None:
-        return None
-    return keys.issuer_name or issuer_id
-
-
-def _form_page(request: Request, issuer_id: str, return_to: str, *, error: str | None = None,
-               username: str = "", status_code: int = 200, issuer_name: str | None = None) -> Response:
+def _form_page(request: Request, issuer_id: str, return_to: str, ctx: dict[str, Any], *,
+               error: str | None = None, username: str = "", status_code: int = 200,
+               disabled: set[str] | frozenset[str] = frozenset()) -> Response:
     cookie, token, fresh = csrf_pair(request, issuer_id)
-    response = render("login.html", status_code, title="Sign in", issuer_name=issuer_name or issuer_id,
-                      action=f"/{issuer_id}/login", csrf=token, return_to=return_to, error=error,
-                      username=username)
+    response = render("login.html", status_code, title=ctx["t"]("sign_in"), action=f"/{issuer_id}/login",
+                      csrf=token, return_to=return_to, error=error, username=username,
+                      show_password="password" not in disabled, show_passkey="passkey" not in disabled,
+                      passkey_action=f"/{issuer_id}/login/passkey", issuer_id=issuer_id,
+                      passkey_options_url=f"/{issuer_id}/login/passkey/options", **ctx)
     if fresh:
         set_cookie(response, request, csrf_cookie_name(issuer_id), cookie, issuer_id)
     return response
 
 
+async def _context(request: Request, keys: KeySet, params: list[tuple[str, str]] | None
+                   ) -> tuple[dict[str, Any], set[str]]:
+    async with request.app.state.db.sessionmaker() as session:
+        return (await page_context(session, request, keys, params),
+                await disabled_methods(session, keys.account_id, keys.issuer_id))
+
+
 @router.get("/{issuer_id}/login", include_in_schema=False)
 async def login_page(issuer_id: str, request: Request) -> Response:
     """The sign-in form."""
-    name = await _issuer_name(request, issuer_id)
-    if name is None:
+    keys = await key_set(request, issuer_id)
+    if keys is None:
         return message_page("Not found", "This sign-in address does not exist.", status_code=404)
     return_to = request.query_params.get("return", "")
-    if open_return(request.app.state.secret_key, issuer_id, return_to) is None:
-        return message_page("Sign-in error", "This sign-in link is invalid or has expired. "
-                            "Go back to the application and try again.", issuer_name=name)
-    return _form_page(request, issuer_id, return_to, username=request.query_params.get("hint", "")[:320],
-                      issuer_name=name)
+    params = open_return(request.app.state.secret_key, issuer_id, return_to)
+    ctx, disabled = await _context(request, keys, params)
+    if params is None:
+        return message_page(ctx["t"]("sign_in_error"), ctx["t"]("link_invalid"), **ctx)
+    return _form_page(request, issuer_id, return_to, ctx, username=request.query_params.get("hint", "")[:320],
+                      disabled=disabled)
 
 
 @router.post("/{issuer_id}/login", include_in_schema=False)
@@ -78,15 +81,15 @@ async def login_submit(issuer_id: str, request: Request) -> Response:
     form = await request.form()
     return_to = str(form.get("return") or "")
     params = open_return(request.app.state.secret_key, issuer_id, return_to)
+    ctx, disabled = await _context(request, keys, params)
+    t = ctx["t"]
     if params is None:
-        return message_page("Sign-in error", "This sign-in link is invalid or has expired.",
-                            issuer_name=keys.issuer_name)
+        return message_page(t("sign_in_error"), t("link_invalid"), **ctx)
     origin = request.headers.get("origin")
     public = request.app.state.settings.resolved_public_url()
     if not csrf_ok(request, issuer_id, str(form.get("csrf") or "")) or (
             origin not in (None, "null") and origin.rstrip("/") != public):
-        return message_page("Sign-in error", "The form expired. Please try again.",
-                            issuer_name=keys.issuer_name, status_code=403)
+        return message_page(t("sign_in_error"), t("form_expired"), status_code=403, **ctx)
     username = str(form.get("username") or "")[:320]
     password = str(form.get("password") or "")[:1024]
     rt = get_runtime(request)
@@ -95,19 +98,29 @@ async def login_submit(issuer_id: str, request: Request) -> Response:
     ip_key = f"login-ip:{issuer_id}:{ip}"
     wait = max(rt.throttle.retry_after(user_key), rt.login_ip_throttle.retry_after(ip_key))
     if wait:
-        response = _form_page(request, issuer_id, return_to, username=username, status_code=429,
-                              error="Too many failed attempts. Try again later.",
-                              issuer_name=keys.issuer_name)
+        response = _form_page(request, issuer_id, return_to, ctx, username=username, status_code=429,
+                              error=t("too_many"), disabled=disabled)
         response.headers["Retry-After"] = str(wait)
         return response
     from app.user.service import authenticate_password
 
     async with request.app.state.db.unit_of_work() as session:
+        if "password" in disabled:
+            # Not offered, and refused when posted anyway; nothing is checked or changed.
+            await record(session, type="user.verification.failed", account_id=keys.account_id,
+                         issuer_id=issuer_id, subject={"type": "issuer", "id": issuer_id},
+                         data={"method": "password", "reason": "method_disabled", "ip": ip},
+                         auth={"type": "anonymous", "ip": ip})
+            refused = message_page(t("sign_in_error"), t("password_disabled"), status_code=403, **ctx)
+        else:
+            refused = None
         user = None
-        if username and password:
+        if refused is None and username and password:
             user = await authenticate_password(session, account_id=keys.account_id, issuer_id=issuer_id,
                                                username=username, password=password)
-        if user is None:
+        if refused is not None:
+            failed = False
+        elif user is None:
             rt.throttle.fail(user_key)
             rt.login_ip_throttle.fail(ip_key)
             await record(session, type="user.verification.failed", account_id=keys.account_id,
@@ -122,17 +135,10 @@ async def login_submit(issuer_id: str, request: Request) -> Response:
                          issuer_id=issuer_id, user_id=user.id, subject={"type": "user", "id": user.id},
                          data={"method": "password", "ip": ip},
                          auth={"type": "user", "user_id": user.id, "issuer_id": issuer_id})
-            login, cookie = await create_login_session(
-                session, server_key=request.app.state.secret_key, account_id=keys.account_id,
-                issuer_id=issuer_id, user_id=user.id, origin=ip,
-                user_agent=request.headers.get("user-agent"))
-            login.last_activity_at = now_ms()
+            next_step = await after_password(session, request, keys, user, return_to, params, ip)
+    if refused is not None:
+        return refused
     if failed:
-        return _form_page(request, issuer_id, return_to, username=username, status_code=401,
-                          error=GENERIC_FAILURE, issuer_name=keys.issuer_name)
-    target = f"/{issuer_id}/authorize?" + urlencode(params)
-    response = RedirectResponse(target, status_code=303, headers={**NO_STORE, **{
-        k: v for k, v in SECURITY_HEADERS.items() if k not in ("Cache-Control", "Pragma")}})
-    set_cookie(response, request, session_cookie_name(issuer_id), cookie, issuer_id,
-               max_age=SESSION_TTL_MS // 1000)
-    return response
+        return _form_page(request, issuer_id, return_to, ctx, username=username, status_code=401,
+                          error=t("bad_credentials"), disabled=disabled)
+    return next_step
