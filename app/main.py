@@ -20,6 +20,7 @@ from app.core.limits import RequestLimitsMiddleware
 from app.core.migrations import script_heads
 from app.health.endpoints import router as health_router
 from app.hosted.pages import router as hosted_router
+from app.hosted.passkey_pages import router as passkey_router
 from app.lifecycle import shutdown, startup
 from app.oidc.fastpath import TokenFastPath
 from app.oidc.router import oidc_router
@@ -70,4 +71,5 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     # After /v1 and health: /{issuer_id}/... would otherwise shadow them.
     app.include_router(oidc_router)
     app.include_router(hosted_router)
+    app.include_router(passkey_router)
     return app

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.auth import Principal
 from app.core.crypto import constant_time_equals, decrypt, encrypt, hmac_sha256
-from app.core.errors import Conflict, NotFound
+from app.core.errors import Conflict, NotFound, ValidationFailed
 from app.core.ids import new_id, now_ms
 from app.events.service import record
 from app.models.user import User
@@ -65,7 +65,8 @@ def verifier_to_api(v: UserVerifier) -> dict[str, Any]:
         "type": v.type,
         "name": v.name,
         "status": v.status,
-        "credential": v.credential,
+        # A passkey's public key stays on the server; the rest describes the authenticator.
+        "credential": {k: val for k, val in v.credential.items() if k != "public_key"},
         "backup_codes_remaining": len(v.backup_codes),
         "usage_count": v.usage_count,
         "last_used_at": v.last_used_at,
@@ -177,6 +178,8 @@ async def complete_totp(session: AsyncSession, user: User, *, enrollment_id: str
 async def verify_code(session: AsyncSession, user: User, v: UserVerifier, *, code: str,
                       server_key: str, auth: Principal) -> dict[str, Any]:
     """A TOTP code or an unused backup code; each is accepted once."""
+    if v.type != "totp":
+        raise ValidationFailed("Only TOTP verifiers are checked with a code", field="verifier_id")
     if v.status != "active":
         return {"success": False, "error": "verifier_disabled"}
     code = code.strip()

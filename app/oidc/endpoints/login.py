@@ -24,6 +24,7 @@ from app.oidc.pages import (
     set_cookie,
 )
 from app.oidc.runtime import get_runtime, key_set
+from app.user.passkeys import rp_id_for
 
 router = APIRouter()
 
@@ -42,7 +43,9 @@ def _form_page(request: Request, issuer_id: str, return_to: str, ctx: dict[str, 
     cookie, token, fresh = csrf_pair(request, issuer_id)
     response = render("login.html", status_code, title=ctx["t"]("sign_in"), action=f"/{issuer_id}/login",
                       csrf=token, return_to=return_to, error=error, username=username,
-                      show_password="password" not in disabled, show_passkey="passkey" not in disabled,
+                      show_password="password" not in disabled,
+                      show_passkey="passkey" not in disabled and rp_id_for(
+                          request.app.state.settings.resolved_public_url()) is not None,
                       passkey_action=f"/{issuer_id}/login/passkey", issuer_id=issuer_id,
                       passkey_options_url=f"/{issuer_id}/login/passkey/options", **ctx)
     if fresh:
