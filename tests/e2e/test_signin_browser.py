@@ -7,6 +7,7 @@ refuses IP literals as RP IDs."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -170,7 +171,8 @@ async def _virtual_authenticator(page) -> tuple[object, str]:
 class TestPasskeysInChromium:
     async def test_enrol_sign_in_and_clone_refused(
             self, localhost_server: LiveServer, setup: OidcSetup, admin: AuthPIAdmin, browser,
-            account: AccountCredentials, pg: asyncpg.Pool) -> None:
+            account: AccountCredentials, pg: asyncpg.Pool, caplog: pytest.LogCaptureFixture) -> None:
+        caplog.set_level(logging.DEBUG)
         s = await Session.open(browser, localhost_server, setup)
         cdp, authenticator = await _virtual_authenticator(s.page)
         await s.password()
@@ -190,6 +192,16 @@ class TestPasskeysInChromium:
         got = (await verifiers.get(passkeys[0].id)).model_dump()
         assert got["type"] == "passkey"
         assert "public_key" not in json.dumps(got)
+        # The authenticator's private key is nowhere: not in responses, events, rows or logs.
+        private = stored[0]["privateKey"]
+        events = str([dict(r) for r in await pg.fetch("SELECT * FROM events WHERE account_id = $1",
+                                                      account.account_id)])
+        rows = str([dict(r) for r in await pg.fetch("SELECT * FROM user_verifiers WHERE user_id = $1",
+                                                    setup.user_id)])
+        page_text = await s.page.content()
+        for text in (json.dumps(got), str([v.model_dump() for v in (await verifiers.list()).data]),
+                     events, rows, page_text, caplog.text):
+            assert private not in text
         # Usernameless sign-in with it, in a fresh browser state.
         await s.page.context.clear_cookies()
         await s.page.goto(s.authorize_url())
