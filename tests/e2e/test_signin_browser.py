@@ -231,3 +231,25 @@ class TestPasskeysInChromium:
         await s.page.click("#passkey-sign-in")
         await s.page.wait_for_selector("#message")
         await s.page.context.close()
+
+    async def test_policy_enrolment_with_a_passkey_then_passkey_as_second_factor(
+            self, localhost_server: LiveServer, setup: OidcSetup, admin: AuthPIAdmin, browser,
+            pg: asyncpg.Pool) -> None:
+        await admin.issuer(setup.issuer_id).organizations.update(
+            setup.org_id, {"security": {"mfa_required": True}})
+        s = await Session.open(browser, localhost_server, setup)
+        await _virtual_authenticator(s.page)
+        await s.password()
+        await s.page.wait_for_url("**/login/enrol")
+        await s.page.click("#passkey-create")
+        claims = await s.landed()
+        assert claims["amr"] == ["pwd", "hwk", "user", "mfa"]
+        assert claims["acr"] == "phr"
+        # Next time: password, then the passkey as the second factor.
+        await s.password(prompt="login")
+        await s.page.wait_for_url("**/login/second-factor")
+        assert await s.page.query_selector("#code") is None  # no TOTP enrolled: no code field
+        await s.page.click("#passkey-sign-in")
+        claims = await s.landed()
+        assert claims["amr"] == ["pwd", "hwk", "user", "mfa"]
+        await s.page.context.close()
