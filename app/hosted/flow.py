@@ -65,6 +65,10 @@ async def create_pending(session: AsyncSession, server_key: str, *, account_id: 
                          data: dict[str, Any] | None = None) -> tuple[PendingSignin, str]:
     cookie = generate_secret(32)
     now = now_ms()
+    # Expired sign-ins of this issuer go as new ones come (bounded by the issuer index).
+    await session.execute(delete(PendingSignin).where(PendingSignin.issuer_id == issuer_id,
+                                                      PendingSignin.account_id == account_id,
+                                                      PendingSignin.expires_at < now))
     row = PendingSignin(id=new_id("psi"), account_id=account_id, issuer_id=issuer_id, user_id=user_id,
                         cookie_hash=_cookie_hash(server_key, cookie), stage=stage, methods=methods,
                         attempts=0, return_to=return_to, data=data or {}, created_at=now,

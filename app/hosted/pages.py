@@ -335,7 +335,12 @@ async def enrol_submit(issuer_id: str, request: Request) -> Response:
         if refused is None and not result.get("success"):
             pending.attempts += 1
             await flow.user_failed(session, keys.account_id, issuer_id, user.id)
-            enrollment = await _enrolment(session, request, pending, user, ctx["issuer_name"])
+            if pending.attempts >= flow.MAX_ATTEMPTS:
+                await flow.drop_pending(session, pending)
+                refused = message_page(t("sign_in_error"), t("start_again"), status_code=401, **ctx)
+                clear_cookie(refused, request, flow.pending_cookie_name(issuer_id), issuer_id)
+            else:
+                enrollment = await _enrolment(session, request, pending, user, ctx["issuer_name"])
         elif refused is None:
             await flow.user_succeeded(session, keys.account_id, user.id)
             await flow.drop_pending(session, pending)
