@@ -24,6 +24,8 @@ from app.core.limits import RequestLimitsMiddleware
 from app.core.logredact import install_log_redaction
 from app.core.migrations import script_heads
 from app.health.endpoints import router as health_router
+from app.hosted.pages import router as hosted_router
+from app.hosted.passkey_pages import router as passkey_router
 from app.lifecycle import shutdown, startup
 from app.oidc.endpoints.token import token
 from app.oidc.errors import render_unexpected
@@ -75,6 +77,8 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     app.include_router(api_router)
     # After /v1 and health: /{issuer_id}/... would otherwise shadow them.
     app.include_router(oidc_router)
+    app.include_router(hosted_router)
+    app.include_router(passkey_router)
     hot_routes_first(app, [("/v1/me", "GET", get_me), ("/{issuer_id}/token", "POST", token)])
     return app
 

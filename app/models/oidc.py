@@ -55,6 +55,9 @@ class AuthorizationCode(Base):
     org_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     resources: Mapped[list[Any]] = json_list()
     auth_time: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    # How the user authenticated (RFC 8176 `amr`, the `acr`), carried into the tokens.
+    amr: Mapped[list[Any]] = json_list()
+    acr: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
     expires_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
     used_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
@@ -78,6 +81,8 @@ class OidcGrant(Base, Timestamps):
     org_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     resources: Mapped[list[Any]] = json_list()
     auth_time: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    amr: Mapped[list[Any]] = json_list()
+    acr: Mapped[str | None] = mapped_column(String(64), nullable=True)
     status: Mapped[str] = mapped_column(String(16), nullable=False, default="active")
     revoked_reason: Mapped[str | None] = mapped_column(String(128), nullable=True)
 

@@ -22,3 +22,6 @@ class TrustedDevice(Base, Timestamps):
     trusted_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
     expires_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
     last_used_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # HMAC of the device cookie's secret. Only the hosted "trust this device" sets it; a device
+    # created or edited through the admin API has none and never matches a cookie.
+    secret_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)

@@ -2,16 +2,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, Timestamps, json_list, json_object
 
 
 class UserVerifier(Base, Timestamps):
-    """A second factor of a user (TOTP). The password lives on the user row itself."""
+    """A second factor of a user: TOTP, or a passkey (`type` passkey, no secret: the server keeps
+    only the public key). The password lives on the user row itself."""
 
     __tablename__ = "user_verifiers"
+    __table_args__ = (Index("ix_user_verifiers_issuer_id_credential_id", "issuer_id", "credential_id"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), nullable=False, index=True)
@@ -32,3 +34,7 @@ class UserVerifier(Base, Timestamps):
     usage_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     last_used_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     enrollment_expires_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # Passkeys: the WebAuthn credential id (base64url), looked up within the issuer, and the
+    # authenticator's signature counter (clone detection). The public key is in `credential`.
+    credential_id: Mapped[str | None] = mapped_column(String(1400), nullable=True)
+    sign_count: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.hosted.i18n import CATALOGS
+from app.hosted.policy import ACR_VALUES
 from app.signing_key.service import ID_TOKEN_ALG
 
 STANDARD_SCOPES = ["openid", "profile", "email", "offline_access"]
-CLAIMS = ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "sid", "email", "email_verified",
-          "name", "given_name", "family_name", "picture", "locale", "updated_at", "org_id",
-          "organizations"]
+CLAIMS = ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "email",
+          "email_verified", "name", "given_name", "family_name", "preferred_username", "picture",
+          "locale", "updated_at", "org_id", "organizations"]
 CLIENT_AUTH = ["client_secret_basic", "client_secret_post", "none"]
 
 
@@ -34,6 +36,8 @@ def discovery_document(issuer_url: str, available_scopes: list[str]) -> dict[str
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "code_challenge_methods_supported": ["S256"],
         "prompt_values_supported": ["none", "login"],
+        "acr_values_supported": ACR_VALUES,
+        "ui_locales_supported": sorted(CATALOGS),
         "claims_supported": CLAIMS,
         "claims_parameter_supported": False,
         "request_parameter_supported": False,

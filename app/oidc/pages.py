@@ -13,13 +13,19 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from app.core.crypto import constant_time_equals, generate_secret, hmac_sha256
+from app.hosted.i18n import DEFAULT as DEFAULT_LOCALE
+from app.hosted.i18n import translator
 
-_env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
+# The templates live with the hosted pages (app/hosted/templates); English unless a page passes `t`.
+_env = Environment(loader=FileSystemLoader(Path(__file__).parent.parent / "hosted" / "templates"),
                    autoescape=select_autoescape(["html"]), enable_async=False)
+_env.globals.update(t=translator(DEFAULT_LOCALE), locale=DEFAULT_LOCALE, brand=None)
 
 SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+    # Scripts only from this origin (the passkey ceremony); branded logos only over https.
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data: https:; "
+                               "script-src 'self'; connect-src 'self'; "
                                "frame-ancestors 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
     # Not no-referrer: with it browsers send `Origin: null` on the login POST, and the Origin check
@@ -37,9 +43,9 @@ def render(name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
 
 
 def message_page(title: str, message: str, *, issuer_name: str = "authpi", status_code: int = 400,
-                 is_error: bool = True) -> HTMLResponse:
+                 is_error: bool = True, **context: Any) -> HTMLResponse:
     return render("message.html", status_code, title=title, message=message, issuer_name=issuer_name,
-                  is_error=is_error)
+                  is_error=is_error, **context)
 
 
 def session_cookie_name(issuer_id: str) -> str:

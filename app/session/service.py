@@ -27,7 +27,8 @@ def cookie_hash(server_key: str, value: str) -> str:
 
 
 async def create_login_session(session: AsyncSession, *, server_key: str, account_id: str, issuer_id: str,
-                               user_id: str, origin: str | None, user_agent: str | None
+                               user_id: str, origin: str | None, user_agent: str | None,
+                               authentication: dict[str, Any] | None = None
                                ) -> tuple[LoginSession, str]:
     now = now_ms()
     cookie = generate_secret(32)
@@ -35,7 +36,7 @@ async def create_login_session(session: AsyncSession, *, server_key: str, accoun
         id=new_id("s"), account_id=account_id, issuer_id=issuer_id, user_id=user_id,
         cookie_hash=cookie_hash(server_key, cookie), auth_time=now // 1000, expires_at=now + SESSION_TTL_MS,
         last_activity_at=now, origin=origin, device={"user_agent": (user_agent or "")[:256]},
-        authentication={"methods": ["pwd"]}, status="active", status_at=now, created_at=now,
+        authentication=authentication or {"methods": ["pwd"]}, status="active", status_at=now, created_at=now,
         refresh_count=0)
     session.add(row)
     await session.flush()

@@ -65,6 +65,8 @@ async def trust_device(session: AsyncSession, user: User, body: DeviceCreate,
     else:
         touch(device)
     device.name, device.user_agent = body.name, body.user_agent
+    # A device trusted or edited through the API never matches a browser's device cookie.
+    device.secret_hash = None
     device.trusted_at, device.expires_at = now, expires_at
     await session.flush()
     await _event(session, user, "user.device.trusted", auth, device.id,

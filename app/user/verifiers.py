@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.auth import Principal
 from app.core.crypto import constant_time_equals, decrypt, encrypt, hmac_sha256
-from app.core.errors import Conflict, NotFound
+from app.core.errors import Conflict, NotFound, ValidationFailed
 from app.core.ids import new_id, now_ms
 from app.core.responses import with_fields
 from app.events.service import record
@@ -112,13 +112,20 @@ async def start_totp(session: AsyncSession, user: User, *, name: str | None, iss
     session.add(v)
     await session.flush()
     await _event(session, user, "user.verifier.created", auth, v, {"status": "pending"})
-    enrollment = {
+    return v, enrollment_view(server_key, v, user.username, issuer_name)
+
+
+def enrollment_view(server_key: str, v: UserVerifier, username: str, issuer_name: str) -> dict[str, Any]:
+    """The enrollment data of a pending TOTP verifier (only while it is pending)."""
+    if v.status != "pending":
+        raise Conflict("This enrollment is already complete")
+    key = _key(server_key, v)
+    return {
         "enrollment_id": v.id,
         "secret": base64.b32encode(key).decode().rstrip("="),
-        "provisioning_uri": _totp(key).get_provisioning_uri(user.username, issuer_name),
+        "provisioning_uri": _totp(key).get_provisioning_uri(username, issuer_name),
         "expires_at": v.enrollment_expires_at,
     }
-    return v, enrollment
 
 
 def _match_totp(server_key: str, v: UserVerifier, code: str, at: float) -> int | None:
@@ -161,6 +168,8 @@ async def complete_totp(session: AsyncSession, user: User, *, enrollment_id: str
 async def verify_code(session: AsyncSession, user: User, v: UserVerifier, *, code: str,
                       server_key: str, auth: Principal) -> dict[str, Any]:
     """A TOTP code or an unused backup code; each is accepted once."""
+    if v.type != "totp":
+        raise ValidationFailed("Only TOTP verifiers are checked with a code", field="verifier_id")
     if v.status != "active":
         return {"success": False, "error": "verifier_disabled"}
     code = code.strip()

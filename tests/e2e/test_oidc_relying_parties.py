@@ -80,6 +80,38 @@ class TestOpenidClientRelyingParty:
         assert done["claims"]["sub"] == setup.user_id
         assert done["claims"]["iss"] == issuer
         assert done["userinfo"]["organizations"][0]["id"] == setup.org_id
+        # openid-client reads how and when the user signed in.
+        assert done["claims"]["amr"] == ["pwd"]
+        assert done["claims"]["acr"] == "urn:authpi:acr:1fa"
+        assert isinstance(done["claims"]["auth_time"], int)
+        assert done["userinfo"]["acr"] == done["claims"]["acr"]
+
+    async def test_two_factor_sign_in_claims(self, live_server, setup, admin: AuthPIAdmin) -> None:
+        from urllib.parse import urljoin
+
+        from tests.hosted.helpers import csrf, enrol_totp, next_code
+        from tests.oidc.helpers import form_fields
+
+        _, secret, _ = await enrol_totp(admin, setup.issuer_id, setup.user_id)
+        issuer = setup.issuer_url(live_server.url)
+        base = [issuer, setup.web_id, setup.web_secret, REDIRECT]
+        start = await _node("start", *base)
+        async with httpx.AsyncClient() as browser:
+            r = await browser.get(start["url"])
+            login_url = urljoin(str(r.url), r.headers["location"])
+            page = await browser.get(login_url)
+            r = await browser.post(login_url.split("?")[0], data={
+                **form_fields(page.text), "username": setup.username, "password": PASSWORD})
+            second = urljoin(str(r.url), r.headers["location"])
+            page = await browser.get(second)
+            r = await browser.post(second, data={"csrf": csrf(page.text), "code": next_code(secret)})
+            while not r.headers["location"].startswith(REDIRECT):
+                r = await browser.get(urljoin(str(r.url), r.headers["location"]))
+        done = await _node("finish", *base, r.headers["location"], start["verifier"], start["state"],
+                           start["nonce"])
+        assert done["claims"]["amr"] == ["pwd", "otp", "mfa"]
+        assert done["claims"]["acr"] == "urn:authpi:acr:2fa"
+        assert done["userinfo"]["amr"] == done["claims"]["amr"]
 
 
 def _playwright_missing() -> str | None:

@@ -14,6 +14,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from app.core.ids import new_id, now_ms
+from app.events.service import record
+from app.hosted.policy import acr_for, amr_for, mfa_required, session_qualifies
 from app.models.oidc import AuthorizationCode
 from app.oidc import openapi as docs
 from app.oidc import pkce, tokens
@@ -39,7 +41,8 @@ from app.signing_key.cache import KeySet
 
 router = APIRouter()
 SINGLE = ("client_id", "redirect_uri", "response_type", "scope", "state", "nonce", "code_challenge",
-          "code_challenge_method", "prompt", "max_age", "org", "response_mode", "login_hint")
+          "code_challenge_method", "prompt", "max_age", "org", "response_mode", "login_hint",
+          "acr_values", "ui_locales")
 
 
 # Bounds on what an authorization request may carry. It travels on into the signed login link and
@@ -163,11 +166,29 @@ async def _continue(request: Request, keys: KeySet, client: CachedClient, params
                                      request.cookies.get(session_cookie_name(issuer_id)))
         too_old = (login is not None and "max_age" in params
                    and time.time() - login.auth_time > int(params["max_age"]))
-        if login is None or "login" in prompt or too_old:
+        # The session must also meet the second-factor policy and the client's acr_values: a
+        # password-only session never yields a code for an mfa_required issuer or organization.
+        weak = login is not None and not session_qualifies(
+            login.authentication or {}, acr_values=params.get("acr_values"),
+            required=await mfa_required(session, keys.account_id, issuer_id, login.user_id))
+        if login is None or "login" in prompt or too_old or weak:
+            if login is not None and (too_old or weak):
+                await record(session, type="auth.flow.expired" if too_old else "user.verification.failed",
+                             account_id=keys.account_id, issuer_id=issuer_id, user_id=login.user_id,
+                             client_id=client.id, subject={"type": "session", "id": login.id},
+                             data={"step": "authorize", "client_id": client.id,
+                                   "reason": "max_age" if too_old else "second_factor_required",
+                                   "prompt": params.get("prompt") or ""},
+                             auth={"type": "user", "user_id": login.user_id, "issuer_id": issuer_id})
             if "none" in prompt:
-                raise LoginRequired("The user is not signed in")
-            # Back from the login page the request is repeated without prompt=login.
-            again = [(k, v) for k, v in pairs if k != "prompt" or "login" not in v.split()]
+                # Returned, not raised: the event above commits with the answer.
+                return error_redirect(params["redirect_uri"], LoginRequired(
+                    "The user must sign in again" if login is not None else "The user is not signed in"),
+                    state=params.get("state"), iss=keys.issuer_url)
+            # Back from the login page the request is repeated without prompt=login or max_age:
+            # that sign-in is fresh.
+            again = [(k, v) for k, v in pairs
+                     if k != "max_age" and (k != "prompt" or "login" not in v.split())]
             hint = params.get("login_hint", "")
             target = f"/{issuer_id}/login?" + urlencode(
                 {"return": sign_return(server_key, issuer_id, again), **({"hint": hint} if hint else {})})
@@ -182,12 +203,15 @@ async def _continue(request: Request, keys: KeySet, client: CachedClient, params
                 raise AccessDenied("The user is not a member of the requested organization")
         code = tokens.opaque_token("ac")
         now = now_ms()
+        amr = (login.authentication or {}).get("amr") or amr_for((login.authentication or {}).get("methods")
+                                                                 or ["pwd"])
+        acr = (login.authentication or {}).get("acr") or acr_for(amr)
         session.add(AuthorizationCode(
             id=new_id("ac"), code_hash=tokens.token_hash(server_key, "code", code),
             account_id=keys.account_id, issuer_id=issuer_id, client_id=client.id, user_id=user.id,
             session_id=login.id, redirect_uri=params["redirect_uri"], scope=" ".join(scopes),
             nonce=params.get("nonce"), code_challenge=params["code_challenge"], org_id=org_id,
-            resources=resources, auth_time=login.auth_time, created_at=now,
+            resources=resources, auth_time=login.auth_time, amr=amr, acr=acr, created_at=now,
             expires_at=now + tokens.CODE_TTL_MS))
         login.last_activity_at = now
     out = {"code": code}

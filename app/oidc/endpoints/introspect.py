@@ -34,7 +34,7 @@ async def introspect_token(app: Any, issuer_id: str, token: str) -> dict[str, An
             return dict(INACTIVE)
         out = {"active": True, "token_type": "access_token"}
         for name in ("sub", "client_id", "scope", "exp", "iat", "iss", "aud", "jti", "sid", "org_id",
-                     "organizations"):
+                     "organizations", "auth_time", "acr", "amr"):
             if name in claims:
                 out[name] = claims[name]
         out["username"] = claims.get("sub")
@@ -54,6 +54,9 @@ async def introspect_token(app: Any, issuer_id: str, token: str) -> dict[str, An
            "scope": grant.scope, "exp": row.expires_at // 1000, "iat": row.created_at // 1000}
     if grant.org_id:
         out["org_id"] = grant.org_id
+    out["auth_time"] = grant.auth_time
+    if grant.acr:
+        out["acr"], out["amr"] = grant.acr, list(grant.amr)
     return out
 
 

@@ -1,5 +1,7 @@
 """The hosted sign-in page: GET renders it, POST checks CSRF and the password, throttles failures,
-creates the issuer's login session (its cookie is path-scoped to the issuer) and resumes /authorize.
+then hands over to the hosted flow (app/hosted): the second factor or enrolment when the user or a
+policy needs one, else the issuer's login session (its cookie path-scoped to the issuer) and
+/authorize again.
 
 Failures go through the runtime kit's shared throttle (kind `password`, the credential being the
 issuer and the normalised username, known or not), with the client address as the runtime resolves
@@ -8,33 +10,31 @@ trail, and a flood on a username from other addresses never locks its holder out
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
+from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 
-from app.core.ids import now_ms
 from app.events.service import record
+from app.hosted.pages import after_password, page_context
+from app.hosted.policy import disabled_methods
 from app.oidc import openapi as docs
-from app.oidc.errors import NO_STORE
 from app.oidc.pages import (
-    SECURITY_HEADERS,
     csrf_cookie_name,
     csrf_ok,
     csrf_pair,
     message_page,
     open_return,
     render,
-    session_cookie_name,
     set_cookie,
 )
 from app.oidc.runtime import get_runtime, key_set
 from app.runtime.argon2 import Saturated
-from app.session.service import SESSION_TTL_MS, create_login_session
+from app.signing_key.cache import KeySet
+from app.user.passkeys import rp_id_for
 from app.user.service import authenticate_password
 
 router = APIRouter()
-GENERIC_FAILURE = "The username or password is incorrect."
 PASSWORD = "password"  # the throttle's credential kind
 
 
@@ -49,45 +49,42 @@ def same_origin(request: Request, public: str) -> bool:
     return referer is not None and (referer == public or referer.startswith(public + "/"))
 
 
-
-async def _issuer_name(request: Request, issuer_id: str) -> str | None:
-    keys = await key_set(request, issuer_id)
-    if keys is None:
-        return None
-    return keys.issuer_name or issuer_id
-
-
-def _form_page(request: Request, issuer_id: str, return_to: str, *, error: str | None = None,
-               username: str = "", status_code: int = 200, issuer_name: str | None = None) -> Response:
+def _form_page(request: Request, issuer_id: str, return_to: str, ctx: dict[str, Any], *,
+               error: str | None = None, username: str = "", status_code: int = 200,
+               disabled: set[str] | frozenset[str] = frozenset()) -> Response:
     cookie, token, fresh = csrf_pair(request, issuer_id)
-    response = render("login.html", status_code, title="Sign in", issuer_name=issuer_name or issuer_id,
-                      action=f"/{issuer_id}/login", csrf=token, return_to=return_to, error=error,
-                      username=username)
+    response = render("login.html", status_code, title=ctx["t"]("sign_in"), action=f"/{issuer_id}/login",
+                      csrf=token, return_to=return_to, error=error, username=username,
+                      show_password="password" not in disabled,
+                      show_passkey="passkey" not in disabled and rp_id_for(
+                          request.app.state.settings.resolved_public_url()) is not None,
+                      passkey_action=f"/{issuer_id}/login/passkey", issuer_id=issuer_id,
+                      passkey_options_url=f"/{issuer_id}/login/passkey/options", **ctx)
     if fresh:
         set_cookie(response, request, csrf_cookie_name(issuer_id), cookie, issuer_id)
     return response
 
 
-def _too_many(request: Request, issuer_id: str, return_to: str, username: str, issuer_name: str,
-              retry_after: int) -> Response:
-    response = _form_page(request, issuer_id, return_to, username=username, status_code=429,
-                          error="Too many failed attempts. Try again later.", issuer_name=issuer_name)
-    response.headers["Retry-After"] = str(retry_after)
-    return response
+async def _context(request: Request, keys: KeySet, params: list[tuple[str, str]] | None
+                   ) -> tuple[dict[str, Any], set[str]]:
+    async with request.app.state.db.sessionmaker() as session:
+        return (await page_context(session, request, keys, params),
+                await disabled_methods(session, keys.account_id, keys.issuer_id))
 
 
 @router.get("/{issuer_id}/login", **docs.LOGIN_PAGE)
 async def login_page(issuer_id: str, request: Request) -> Response:
     """The sign-in form."""
-    name = await _issuer_name(request, issuer_id)
-    if name is None:
+    keys = await key_set(request, issuer_id)
+    if keys is None:
         return message_page("Not found", "This sign-in address does not exist.", status_code=404)
     return_to = request.query_params.get("return", "")
-    if open_return(request.app.state.secret_key, issuer_id, return_to) is None:
-        return message_page("Sign-in error", "This sign-in link is invalid or has expired. "
-                            "Go back to the application and try again.", issuer_name=name)
-    return _form_page(request, issuer_id, return_to, username=request.query_params.get("hint", "")[:320],
-                      issuer_name=name)
+    params = open_return(request.app.state.secret_key, issuer_id, return_to)
+    ctx, disabled = await _context(request, keys, params)
+    if params is None:
+        return message_page(ctx["t"]("sign_in_error"), ctx["t"]("link_invalid"), **ctx)
+    return _form_page(request, issuer_id, return_to, ctx, username=request.query_params.get("hint", "")[:320],
+                      disabled=disabled)
 
 
 @router.post("/{issuer_id}/login", **docs.LOGIN_SUBMIT)
@@ -99,22 +96,36 @@ async def login_submit(issuer_id: str, request: Request) -> Response:
     form = await request.form()
     return_to = str(form.get("return") or "")
     params = open_return(request.app.state.secret_key, issuer_id, return_to)
+    ctx, disabled = await _context(request, keys, params)
+    t = ctx["t"]
     if params is None:
-        return message_page("Sign-in error", "This sign-in link is invalid or has expired.",
-                            issuer_name=keys.issuer_name)
+        return message_page(t("sign_in_error"), t("link_invalid"), **ctx)
     public = request.app.state.settings.resolved_public_url()
     if not csrf_ok(request, issuer_id, str(form.get("csrf") or "")) or not same_origin(request, public):
-        return message_page("Sign-in error", "The form expired. Please try again.",
-                            issuer_name=keys.issuer_name, status_code=403)
+        return message_page(t("sign_in_error"), t("form_expired"), status_code=403, **ctx)
     username = str(form.get("username") or "")[:320]
     password = str(form.get("password") or "")[:1024]
     rt = get_runtime(request)
     ip = rt.address.of_scope(request.scope)
     credential = f"{issuer_id}:{username.strip().lower()}"
+
+    def too_many(retry_after: int) -> Response:
+        response = _form_page(request, issuer_id, return_to, ctx, username=username, status_code=429,
+                              error=t("too_many"), disabled=disabled)
+        response.headers["Retry-After"] = str(retry_after)
+        return response
+
     wait = await rt.throttle.admit(PASSWORD, credential, ip)
     if wait is not None:
-        return _too_many(request, issuer_id, return_to, username, keys.issuer_name, wait)
+        return too_many(wait)
     async with request.app.state.db.unit_of_work() as session:
+        if "password" in disabled:
+            # Not offered, and refused when posted anyway; nothing is checked or changed.
+            await record(session, type="user.verification.failed", account_id=keys.account_id,
+                         issuer_id=issuer_id, subject={"type": "issuer", "id": issuer_id},
+                         data={"method": "password", "reason": "method_disabled", "ip": ip},
+                         auth={"type": "anonymous", "ip": ip})
+            return message_page(t("sign_in_error"), t("password_disabled"), status_code=403, **ctx)
         user = None
         if username and password:
             try:
@@ -122,8 +133,7 @@ async def login_submit(issuer_id: str, request: Request) -> Response:
                                                    issuer_id=issuer_id, username=username,
                                                    password=password, check=rt.argon2.verify)
             except Saturated as busy:
-                return _too_many(request, issuer_id, return_to, username, keys.issuer_name,
-                                 busy.retry_after)
+                return too_many(busy.retry_after)
         if user is None:
             await rt.throttle.failed(PASSWORD, credential, ip)
             await record(session, type="user.verification.failed", account_id=keys.account_id,
@@ -138,17 +148,8 @@ async def login_submit(issuer_id: str, request: Request) -> Response:
                          issuer_id=issuer_id, user_id=user.id, subject={"type": "user", "id": user.id},
                          data={"method": "password", "ip": ip},
                          auth={"type": "user", "user_id": user.id, "issuer_id": issuer_id})
-            login, cookie = await create_login_session(
-                session, server_key=request.app.state.secret_key, account_id=keys.account_id,
-                issuer_id=issuer_id, user_id=user.id, origin=ip,
-                user_agent=request.headers.get("user-agent"))
-            login.last_activity_at = now_ms()
+            next_step = await after_password(session, request, keys, user, return_to, params, ip)
     if failed:
-        return _form_page(request, issuer_id, return_to, username=username, status_code=401,
-                          error=GENERIC_FAILURE, issuer_name=keys.issuer_name)
-    target = f"/{issuer_id}/authorize?" + urlencode(params)
-    response = RedirectResponse(target, status_code=303, headers={**NO_STORE, **{
-        k: v for k, v in SECURITY_HEADERS.items() if k not in ("Cache-Control", "Pragma")}})
-    set_cookie(response, request, session_cookie_name(issuer_id), cookie, issuer_id,
-               max_age=SESSION_TTL_MS // 1000)
-    return response
+        return _form_page(request, issuer_id, return_to, ctx, username=username, status_code=401,
+                          error=t("bad_credentials"), disabled=disabled)
+    return next_step

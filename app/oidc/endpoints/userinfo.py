@@ -46,6 +46,10 @@ async def userinfo(issuer_id: str, request: Request) -> Response:
             orgs = await organizations(session, keys.account_id, keys.issuer_id, sub)
         body = {"sub": sub, **profile_claims(user, set(str(claims.get("scope", "")).split())),
                 "organizations": orgs}
+        # How and when the user signed in, as the ID token says (auth_time, acr, amr).
+        for name in ("auth_time", "acr", "amr"):
+            if name in claims:
+                body[name] = claims[name]
         org_id = select_org(orgs, claims.get("org_id"))
         if org_id:
             body["org_id"] = org_id

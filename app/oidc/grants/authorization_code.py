@@ -74,7 +74,7 @@ async def exchange(session: AsyncSession, keys: KeySet, server_key: str, client:
     grant = OidcGrant(id=new_id("grt"), account_id=row.account_id, issuer_id=row.issuer_id,
                       client_id=client.id, user_id=user.id, session_id=row.session_id, scope=row.scope,
                       org_id=org_id, resources=list(row.resources), auth_time=row.auth_time,
-                      status="active", created_at=now)
+                      amr=list(row.amr), acr=row.acr, status="active", created_at=now)
     session.add(grant)
     row.grant_id = grant.id
     ctx = IssueContext(keys=keys, server_key=server_key, client=client, grant=grant, user=user, orgs=orgs)

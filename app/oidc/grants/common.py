@@ -140,6 +140,9 @@ def mint_user_tokens(ctx: IssueContext, *, nonce: str | None, resources: list[st
         "scope": scope, "gid": grant.id, "auth_time": grant.auth_time,
         "organizations": ctx.orgs, "dat": {"type": "identity"},
     }
+    if grant.acr:
+        access_claims["acr"] = grant.acr
+        access_claims["amr"] = list(grant.amr)
     if grant.session_id:
         access_claims["sid"] = grant.session_id
     if grant.org_id:
@@ -158,6 +161,9 @@ def mint_user_tokens(ctx: IssueContext, *, nonce: str | None, resources: list[st
         }
         if nonce is not None:
             id_claims["nonce"] = nonce
+        if grant.acr:
+            id_claims["acr"] = grant.acr
+            id_claims["amr"] = list(grant.amr)
         if grant.session_id:
             id_claims["sid"] = grant.session_id
         if grant.org_id:

@@ -1,0 +1,138 @@
+# ruff: noqa: E501  (message catalogs: one message per line)
+"""Message catalogs for the hosted pages: chosen by `ui_locales`, then `Accept-Language`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+DEFAULT = "en"
+
+CATALOGS: dict[str, dict[str, str]] = {
+    "en": {
+        "sign_in_to": "Sign in to {name}",
+        "sign_in": "Sign in",
+        "username": "Username",
+        "password": "Password",
+        "or": "or",
+        "passkey_sign_in": "Sign in with a passkey",
+        "passkey_needs_js": "Signing in with a passkey needs JavaScript.",
+        "bad_credentials": "The username or password is incorrect.",
+        "too_many": "Too many failed attempts. Try again later.",
+        "password_disabled": "Signing in with a password is turned off here.",
+        "second_factor": "Two-step verification",
+        "second_factor_intro": "Enter the 6-digit code from your authenticator app, or one of your backup codes.",
+        "code": "Verification code",
+        "verify": "Verify",
+        "trust_device": "Trust this device (no code on this browser for 30 days)",
+        "bad_code": "That code is not valid. Try again.",
+        "start_again": "Too many wrong codes. Sign in again.",
+        "expired": "This sign-in has expired. Sign in again.",
+        "use_passkey": "Use a passkey instead",
+        "enrol_title": "Set up two-step verification",
+        "enrol_intro": "{name} requires a second step at sign-in. Scan this QR code with an authenticator app, then enter the code it shows.",
+        "qr_alt": "QR code for your authenticator app",
+        "manual_key": "Or enter this key by hand:",
+        "enrol_submit": "Turn on",
+        "enrol_passkey": "Create a passkey instead",
+        "no_methods": "Your account needs a second factor, but no way to set one up is turned on. Contact your administrator.",
+        "totp_disabled": "Authenticator app setup is turned off here.",
+        "backup_title": "Save your backup codes",
+        "backup_intro": "Each code works once if you lose your authenticator. They are shown only now.",
+        "continue": "Continue",
+        "passkeys_title": "Passkeys",
+        "passkey_add": "Create a passkey",
+        "passkey_created": "Your passkey is ready.",
+        "passkey_failed": "The passkey could not be used.",
+        "passkey_disabled": "Passkeys are turned off here.",
+        "passkey_ip_host": "Passkeys need a domain name: this server is reached by an IP address.",
+        "passkey_after": "After signing in you can create a passkey for this account.",
+        "not_found": "Not found",
+        "sign_in_error": "Sign-in error",
+        "link_invalid": "This sign-in link is invalid or has expired. Go back to the application and try again.",
+        "form_expired": "The form expired. Please try again.",
+        "wait": "Too many attempts. Wait {seconds} seconds, then try again.",
+        "language": "Language",
+    },
+    "de": {
+        "sign_in_to": "Bei {name} anmelden",
+        "sign_in": "Anmelden",
+        "username": "Benutzername",
+        "password": "Passwort",
+        "or": "oder",
+        "passkey_sign_in": "Mit einem Passkey anmelden",
+        "passkey_needs_js": "Die Anmeldung mit einem Passkey braucht JavaScript.",
+        "bad_credentials": "Benutzername oder Passwort ist falsch.",
+        "too_many": "Zu viele Fehlversuche. Bitte später erneut versuchen.",
+        "password_disabled": "Die Anmeldung mit Passwort ist hier ausgeschaltet.",
+        "second_factor": "Bestätigung in zwei Schritten",
+        "second_factor_intro": "Geben Sie den 6-stelligen Code aus Ihrer Authenticator-App oder einen Ihrer Backup-Codes ein.",
+        "code": "Bestätigungscode",
+        "verify": "Bestätigen",
+        "trust_device": "Diesem Gerät vertrauen (30 Tage kein Code in diesem Browser)",
+        "bad_code": "Dieser Code ist ungültig. Bitte erneut versuchen.",
+        "start_again": "Zu viele falsche Codes. Bitte erneut anmelden.",
+        "expired": "Diese Anmeldung ist abgelaufen. Bitte erneut anmelden.",
+        "use_passkey": "Stattdessen einen Passkey verwenden",
+        "enrol_title": "Bestätigung in zwei Schritten einrichten",
+        "enrol_intro": "{name} verlangt bei der Anmeldung einen zweiten Schritt. Scannen Sie diesen QR-Code mit einer Authenticator-App und geben Sie den angezeigten Code ein.",
+        "qr_alt": "QR-Code für Ihre Authenticator-App",
+        "manual_key": "Oder geben Sie diesen Schlüssel von Hand ein:",
+        "enrol_submit": "Einschalten",
+        "enrol_passkey": "Stattdessen einen Passkey erstellen",
+        "no_methods": "Ihr Konto braucht einen zweiten Faktor, aber keine Einrichtungsart ist eingeschaltet. Wenden Sie sich an Ihre Administration.",
+        "totp_disabled": "Die Einrichtung einer Authenticator-App ist hier ausgeschaltet.",
+        "backup_title": "Backup-Codes sichern",
+        "backup_intro": "Jeder Code funktioniert einmal, falls Sie Ihren Authenticator verlieren. Sie werden nur jetzt angezeigt.",
+        "continue": "Weiter",
+        "passkeys_title": "Passkeys",
+        "passkey_add": "Passkey erstellen",
+        "passkey_created": "Ihr Passkey ist bereit.",
+        "passkey_failed": "Der Passkey konnte nicht verwendet werden.",
+        "passkey_disabled": "Passkeys sind hier ausgeschaltet.",
+        "passkey_ip_host": "Passkeys brauchen einen Domainnamen: dieser Server wird über eine IP-Adresse erreicht.",
+        "passkey_after": "Nach der Anmeldung können Sie einen Passkey für dieses Konto erstellen.",
+        "not_found": "Nicht gefunden",
+        "sign_in_error": "Anmeldefehler",
+        "link_invalid": "Dieser Anmeldelink ist ungültig oder abgelaufen. Kehren Sie zur Anwendung zurück und versuchen Sie es erneut.",
+        "form_expired": "Das Formular ist abgelaufen. Bitte erneut versuchen.",
+        "wait": "Zu viele Versuche. Warten Sie {seconds} Sekunden und versuchen Sie es dann erneut.",
+        "language": "Sprache",
+    },
+}
+
+
+def _accept_language(header: str) -> list[str]:
+    """Language tags of an Accept-Language header, best first (q=0 dropped)."""
+    weighted: list[tuple[float, int, str]] = []
+    for index, part in enumerate(header.split(",")[:20]):
+        tag, _, params = part.strip().partition(";")
+        q = 1.0
+        if params.strip().startswith("q="):
+            try:
+                q = float(params.strip()[2:])
+            except ValueError:
+                q = 0.0
+        if tag and q > 0:
+            weighted.append((-q, index, tag.strip()))
+    return [tag for _, _, tag in sorted(weighted)]
+
+
+def choose_locale(ui_locales: str | None, accept_language: str | None) -> str:
+    """The first supported of `ui_locales` (space-separated, OIDC Core §3.1.2.1), then of
+    Accept-Language; English otherwise."""
+    candidates = (ui_locales or "").split()[:10] + _accept_language(accept_language or "")
+    for tag in candidates:
+        base = tag.lower().split("-")[0]
+        if base in CATALOGS:
+            return base
+    return DEFAULT
+
+
+def translator(locale: str) -> Callable[..., str]:
+    catalog = CATALOGS.get(locale, CATALOGS[DEFAULT])
+
+    def t(key: str, **values: object) -> str:
+        text = catalog.get(key) or CATALOGS[DEFAULT][key]
+        return text.format(**values) if values else text
+
+    return t
