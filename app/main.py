@@ -12,6 +12,7 @@ from app.api import api_router
 from app.api_key import verification
 from app.api_key.fastpath import MeFastPath
 from app.config import Settings, get_settings
+from app.console import install_console
 from app.core.auth import CredentialVerifiers
 from app.core.db import Database
 from app.core.errors import install_error_handlers
@@ -46,7 +47,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             await app.state.db.dispose()
 
     app = FastAPI(title="authpi", version="0.1.0", lifespan=lifespan,
-                  docs_url="/docs", redoc_url=None, openapi_url="/openapi.json")
+                  docs_url=None, redoc_url=None, openapi_url="/openapi.json")
     app.state.settings = settings
     app.state.database_url = url
     app.state.secret_key = settings.resolved_secret_key()
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
 
     app.include_router(health_router)
     app.include_router(api_router)
+    install_console(app)  # /console, offline /docs and /redoc
     # After /v1 and health: /{issuer_id}/... would otherwise shadow them.
     app.include_router(oidc_router)
     return app
