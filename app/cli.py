@@ -16,6 +16,9 @@ cli.add_typer(account_cli, name="account")
 from app.oidc.cli import issuer_cli  # noqa: E402 - registered beside account
 
 cli.add_typer(issuer_cli, name="issuer")
+from app.console.cli import login_link  # noqa: E402
+
+account_cli.command("login-link")(login_link)
 
 
 def _say(message: str) -> None:

@@ -22,10 +22,13 @@ def install_docs(app: FastAPI) -> None:
     async def swagger_ui(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
         return get_swagger_ui_html(
-            openapi_url=f"{root}{app.openapi_url}", title=f"{app.title} - Swagger UI",
-            oauth2_redirect_url=oauth2_redirect, swagger_js_url=f"{root}{STATIC_URL}/swagger-ui-bundle.js",
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} - Swagger UI",
+            oauth2_redirect_url=oauth2_redirect,
+            swagger_js_url=f"{root}{STATIC_URL}/swagger-ui-bundle.js",
             swagger_css_url=f"{root}{STATIC_URL}/swagger-ui.css",
-            swagger_favicon_url=f"{root}{STATIC_URL}/favicon.png")
+            swagger_favicon_url=f"{root}{STATIC_URL}/favicon.png",
+        )
 
     @app.get(oauth2_redirect, include_in_schema=False)
     async def swagger_redirect() -> HTMLResponse:
@@ -35,6 +38,9 @@ def install_docs(app: FastAPI) -> None:
     async def redoc(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
         return get_redoc_html(
-            openapi_url=f"{root}{app.openapi_url}", title=f"{app.title} - ReDoc",
-            redoc_js_url=f"{root}{STATIC_URL}/redoc.standalone.js", with_google_fonts=False,
-            redoc_favicon_url=f"{root}{STATIC_URL}/favicon.png")
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{root}{STATIC_URL}/redoc.standalone.js",
+            with_google_fonts=False,
+            redoc_favicon_url=f"{root}{STATIC_URL}/favicon.png",
+        )

@@ -48,8 +48,9 @@ async def usage_estimate(
     """This month's usage; a self-hosted server charges nothing (total 0, profile self_hosted)."""
     p = service.parse_period(None)
     lines = await service.usage_lines(session, account_id, p)
-    return UsageEstimateEnvelope(data=UsageEstimate(
-        period=p.label, as_of=service.as_of(), lines=[line.model_dump() for line in lines]))
+    return UsageEstimateEnvelope(
+        data=UsageEstimate(period=p.label, as_of=service.as_of(), lines=[line.model_dump() for line in lines])
+    )
 
 
 @router.get(A + "/invoices", response_model=InvoicePage)
@@ -80,28 +81,32 @@ async def create_topup(account_id: str, _: Principal = Depends(scoped("credits",
 
 
 @router.post(A + "/payment-methods", responses=NOT_SELF_HOSTED)
-async def create_payment_method(account_id: str,
-                                _: Principal = Depends(scoped("payment_methods", "write"))) -> None:
+async def create_payment_method(
+    account_id: str, _: Principal = Depends(scoped("payment_methods", "write"))
+) -> None:
     """Refused: 501."""
     raise service.BillingNotAvailable()
 
 
 @router.post(A + "/payment-methods/stripe/setup-intent", responses=NOT_SELF_HOSTED)
-async def payment_setup_intent(account_id: str,
-                               _: Principal = Depends(scoped("payment_methods", "write"))) -> None:
+async def payment_setup_intent(
+    account_id: str, _: Principal = Depends(scoped("payment_methods", "write"))
+) -> None:
     """Refused: 501."""
     raise service.BillingNotAvailable()
 
 
 @router.patch(A + "/payment-methods/{method_id}", responses=NOT_SELF_HOSTED)
-async def update_payment_method(account_id: str, method_id: str,
-                                _: Principal = Depends(scoped("payment_methods", "write"))) -> None:
+async def update_payment_method(
+    account_id: str, method_id: str, _: Principal = Depends(scoped("payment_methods", "write"))
+) -> None:
     """Refused: 501."""
     raise service.BillingNotAvailable()
 
 
 @router.delete(A + "/payment-methods/{method_id}", responses=NOT_SELF_HOSTED)
-async def delete_payment_method(account_id: str, method_id: str,
-                                _: Principal = Depends(scoped("payment_methods", "write"))) -> None:
+async def delete_payment_method(
+    account_id: str, method_id: str, _: Principal = Depends(scoped("payment_methods", "write"))
+) -> None:
     """Refused: 501."""
     raise service.BillingNotAvailable()

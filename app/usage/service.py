@@ -32,8 +32,10 @@ class BillingNotAvailable(ApiError):
     error = "not_implemented"
 
     def __init__(self) -> None:
-        super().__init__("Billing is not part of a self-hosted authpi server: there are no top-ups, "
-                         "payment methods or invoices. Usage is counted at GET {account}/usage.")
+        super().__init__(
+            "Billing is not part of a self-hosted authpi server: there are no top-ups, "
+            "payment methods or invoices. Usage is counted at GET {account}/usage."
+        )
 
 
 @dataclass(frozen=True)
@@ -61,20 +63,35 @@ def parse_period(value: str | None) -> Period:
 
 async def usage_lines(session: AsyncSession, account_id: str, period: Period) -> list[UsageLine]:
     """The four dimensions of `period`, counted from the account's trail."""
-    in_period = (Event.account_id == account_id, Event.timestamp >= period.start_ms,
-                 Event.timestamp < period.end_ms)
+    in_period = (
+        Event.account_id == account_id,
+        Event.timestamp >= period.start_ms,
+        Event.timestamp < period.end_ms,
+    )
     mau = await session.scalar(
         select(func.count(func.distinct(Event.user_id))).where(
-            *in_period, Event.user_id.is_not(None), Event.type.in_(ACTIVE_USER_EVENTS)))
+            *in_period, Event.user_id.is_not(None), Event.type.in_(ACTIVE_USER_EVENTS)
+        )
+    )
     tokens = await session.scalar(select(func.count()).where(*in_period, Event.type.in_(TOKEN_EVENTS)))
     verifications = await session.scalar(
-        select(func.count()).where(*in_period, Event.type.in_(VERIFICATION_EVENTS)))
+        select(func.count()).where(*in_period, Event.type.in_(VERIFICATION_EVENTS))
+    )
     deliveries = await session.scalar(
-        select(func.count()).select_from(WebhookDelivery).where(
-            WebhookDelivery.account_id == account_id, WebhookDelivery.created_at >= period.start_ms,
-            WebhookDelivery.created_at < period.end_ms))
-    counts = {"monthly_active_users": mau, "tokens_issued": tokens,
-              "api_key_verifications": verifications, "webhook_deliveries": deliveries}
+        select(func.count())
+        .select_from(WebhookDelivery)
+        .where(
+            WebhookDelivery.account_id == account_id,
+            WebhookDelivery.created_at >= period.start_ms,
+            WebhookDelivery.created_at < period.end_ms,
+        )
+    )
+    counts = {
+        "monthly_active_users": mau,
+        "tokens_issued": tokens,
+        "api_key_verifications": verifications,
+        "webhook_deliveries": deliveries,
+    }
     return [UsageLine(dimension=d, count=int(c or 0), line_count=int(c or 0)) for d, c in counts.items()]
 
 
