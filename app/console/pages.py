@@ -138,7 +138,7 @@ async def issuers(request: Request, operator: Operator = OP) -> Response:
         "list.html",
         operator=operator,
         title="Issuers",
-        new_url="/console/issuers/new",
+        new_url="/console/issuers/new" if operator.can("issuers", "write") else None,
         new_label="New issuer",
         columns=[
             ("Name", "name"),
@@ -552,7 +552,9 @@ async def organizations(request: Request, operator: Operator = OP) -> Response:
         "list.html",
         operator=operator,
         title="Organizations",
-        new_url=f"/console/issuers/{issuer_id}/organizations/new" if issuer_id else None,
+        new_url=f"/console/issuers/{issuer_id}/organizations/new"
+        if issuer_id and operator.can("issuers.organizations", "write")
+        else None,
         new_label="New organization",
         columns=[("Name", "name"), ("ID", "id"), ("Status", "status"), ("Created", "created")],
         rows=[
@@ -842,7 +844,9 @@ async def users(request: Request, operator: Operator = OP) -> Response:
         "list.html",
         operator=operator,
         title="Users",
-        new_url=f"/console/issuers/{issuer_id}/users/new" if issuer_id else None,
+        new_url=f"/console/issuers/{issuer_id}/users/new"
+        if issuer_id and operator.can("issuers.users", "write")
+        else None,
         new_label="New user",
         columns=[("Username", "username"), ("ID", "id"), ("Status", "status"), ("Created", "created")],
         rows=[
