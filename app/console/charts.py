@@ -66,7 +66,7 @@ async def _aggregate(
 
 
 async def _webhook_failures(session: AsyncSession, account_id: str, since: int) -> dict[int, int]:
-    day = (WebhookDelivery.last_attempted_at / DAY_MS * DAY_MS).label("day")
+    day = (WebhookDelivery.last_attempted_at // DAY_MS * DAY_MS).label("day")
     rows = await session.execute(
         select(day, func.count())
         .where(

@@ -70,6 +70,17 @@ NAV = (
 )
 
 
+def current_section(path: str) -> str:
+    """The navigation item a page belongs to (an organization's page is under Organizations)."""
+    for part, label in (("/organizations", "Organizations"), ("/users", "Users"), ("/agents", "Agents")):
+        if part in path:
+            return label
+    for label, href, _ in reversed(NAV):
+        if path == href or (href != "/console" and path.startswith(href)):
+            return label
+    return "Overview" if path == "/console" else ""
+
+
 @dataclass
 class ConsoleSession:
     key_id: str
@@ -183,8 +194,9 @@ def render(
     request: Request, name: str, *, operator: Operator | None = None, status_code: int = 200, **context: Any
 ) -> HTMLResponse:
     nav = [(label, path) for label, path, res in NAV if operator is None or operator.can(res)]
+    current = current_section(request.url.path)
     html = env.get_template(name).render(
-        request=request, operator=operator, nav=nav, path=request.url.path, **context
+        request=request, operator=operator, nav=nav, path=request.url.path, current=current, **context
     )
     response = HTMLResponse(html, status_code=status_code, headers=dict(SECURITY_HEADERS))
     if operator is not None:
