@@ -15,6 +15,7 @@ def install_console(app: FastAPI) -> None:
 
     from app.console.auth_pages import router as auth_router
     from app.console.docs import install_docs
+    from app.console.more_pages import router as more_router
     from app.console.pages import router as pages_router
     from app.console.trail_pages import router as trail_router
     from app.console.web import HERE, ConsoleRefusal, refusal_page
@@ -22,6 +23,7 @@ def install_console(app: FastAPI) -> None:
     install_docs(app)
     app.mount("/console/static", StaticFiles(directory=HERE / "static"), name="console-static")
     app.include_router(auth_router)
+    app.include_router(more_router)  # its /new pages before the /{id} pages
     app.include_router(trail_router)
     app.include_router(pages_router)
 

@@ -304,6 +304,7 @@ async def update_issuer(request: Request, issuer_id: str, operator: Operator = O
     async def act(s: AsyncSession) -> Any:
         issuer = await get_issuer_in_account(s, operator.account_id, issuer_id)
         settings = dict(issuer.settings or {})
+        settings.setdefault("access", {})
         if branding or "branding.title" in form:
             settings["branding"] = branding
         raw = {**_issuer_body(form), "settings": settings}
@@ -647,22 +648,22 @@ async def create_org(request: Request, issuer_id: str, operator: Operator = OP) 
 
 
 async def _org_page_data(s: AsyncSession, operator: Operator, issuer_id: str, org_id: str) -> Any:
+    from app.console.queries import org_extras
+
     org = await org_service.resolve_organization(s, operator.account_id, issuer_id, org_id)
     members, _, _ = await membership_service.list_memberships(
         s, org, PageParams(limit=100, after_id=None), status=None, scope=None
     )
-    keys: list[Any] = []
-    if operator.can("issuers.organizations"):
-        keys, _, _ = await key_service.list_keys(
-            s,
-            account_id=operator.account_id,
-            filters=key_service.KeyFilters(),
-            params=PageParams(limit=100, after_id=None),
-            owner_kind="organization",
-            org_id=org.id,
-            issuer_id=issuer_id,
-        )
-    return org, members, keys
+    keys, _, _ = await key_service.list_keys(
+        s,
+        account_id=operator.account_id,
+        filters=key_service.KeyFilters(),
+        params=PageParams(limit=100, after_id=None),
+        owner_kind="organization",
+        org_id=org.id,
+        issuer_id=issuer_id,
+    )
+    return org, members, keys, await org_extras(s, org)
 
 
 @router.get("/console/issuers/{issuer_id}/organizations/{org_id}")
@@ -676,7 +677,7 @@ async def org_detail(
     form: dict[str, str] | None = None,
 ) -> Response:
     require(operator, "issuers.organizations", "read")
-    org, members, keys = await read(request, lambda s: _org_page_data(s, operator, issuer_id, org_id))
+    org, members, keys, extras = await read(request, lambda s: _org_page_data(s, operator, issuer_id, org_id))
     return render(
         request,
         "organization.html",
@@ -685,6 +686,7 @@ async def org_detail(
         org=org,
         members=members,
         keys=keys,
+        extras=extras,
         display_status=display_status,
         errors=errors,
         status_code=status_code,

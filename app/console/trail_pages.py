@@ -196,6 +196,8 @@ async def webhooks(request: Request, operator: Operator = OP) -> Response:
         "list.html",
         operator=operator,
         title="Webhooks",
+        new_url="/console/webhooks/new" if operator.can("webhooks", "write") else None,
+        new_label="New webhook",
         columns=[("Name", "name"), ("ID", "id"), ("URL", "url"), ("Status", "status")],
         rows=[
             {
@@ -456,6 +458,10 @@ async def agents(request: Request, operator: Operator = OP) -> Response:
         "list.html",
         operator=operator,
         title="Agents",
+        new_url=f"/console/issuers/{issuer_id}/agents/new"
+        if issuer_id and operator.can("issuers.agents", "write")
+        else None,
+        new_label="New agent",
         columns=[("Name", "name"), ("ID", "id"), ("Model", "model"), ("Status", "status")],
         rows=[
             {
@@ -484,7 +490,13 @@ async def agent_detail(request: Request, issuer_id: str, agent_id: str, operator
         return agent, await agent_service.list_verifiers(s, agent)
 
     agent, verifiers = await read(request, load)
-    extras = {"Verifiers": [f"{v.id}: {v.type} {v.name or ''}" for v in verifiers]}
+    extras = {"verifiers": verifiers}
     return render(
-        request, "agent.html", operator=operator, title=f"Agent {agent.name}", agent=agent, extras=extras
+        request,
+        "agent.html",
+        operator=operator,
+        title=f"Agent {agent.name}",
+        agent=agent,
+        extras=extras,
+        flash=request.query_params.get("flash"),
     )
