@@ -128,7 +128,7 @@ async def test_console_acceptance(
         await page.get_by_role("link", name="Issuers", exact=True).click()
         await page.get_by_role("link", name="New issuer").click()
         await page.get_by_label("Name", exact=True).fill("acme-prod")
-        await page.get_by_role("button", name="Create").click()
+        await page.get_by_role("button", name="Create", exact=True).click()
         await page.wait_for_url(re.compile(r".*/console/issuers/i_[0-9a-z]+\?created=1"))
         issuer_id = re.search(r"/issuers/(i_[0-9a-z]+)", page.url).group(1)  # type: ignore[union-attr]
         assert (await admin.issuers.get(issuer_id)).name == "acme-prod"
@@ -138,7 +138,7 @@ async def test_console_acceptance(
         await page.get_by_role("link", name="New client").click()
         await page.get_by_label("Name", exact=True).fill("acme-web")
         await page.get_by_label("Redirect URIs").fill("http://localhost:3000/api/auth/callback")
-        await page.get_by_role("button", name="Create").click()
+        await page.get_by_role("button", name="Create", exact=True).click()
         assert "shown only once" in await page.inner_text("main")
         assert await page.get_by_role("button", name="Copy secret").count() == 1
         await page.get_by_role("link", name="Continue").click()
@@ -149,7 +149,7 @@ async def test_console_acceptance(
         await page.get_by_role("link", name="Organizations", exact=True).click()
         await page.get_by_role("link", name="New organization").click()
         await page.get_by_label("Name", exact=True).fill("Globex Corp")
-        await page.get_by_role("button", name="Create").click()
+        await page.get_by_role("button", name="Create", exact=True).click()
         await page.wait_for_url(re.compile(r".*/organizations/org_[0-9a-z]+.*"))
         org_id = re.search(r"/organizations/(org_[0-9a-z]+)", page.url).group(1)  # type: ignore[union-attr]
         org_url = page.url.split("?")[0]
@@ -160,7 +160,7 @@ async def test_console_acceptance(
         await page.get_by_role("link", name="New user").click()
         await page.get_by_label("Email").fill("ada@globex.example")
         await page.get_by_label("First name").fill("Ada")
-        await page.get_by_role("button", name="Create").click()
+        await page.get_by_role("button", name="Create", exact=True).click()
         await page.wait_for_url(re.compile(r".*/users/usr_[0-9a-z]+.*"))
         user_id = re.search(r"/users/(usr_[0-9a-z]+)", page.url).group(1)  # type: ignore[union-attr]
         await check("user")
@@ -177,7 +177,7 @@ async def test_console_acceptance(
         # An organization API key: its secret shown once.
         await page.get_by_label("Key name").fill("globex-backend")
         await page.get_by_label("Key scopes").fill("invoices:read")
-        await page.get_by_role("button", name="Create").click()
+        await page.get_by_role("button", name="Create", exact=True).click()
         secret = await page.inner_text("#c-secret")
         key_id = re.search(r"(key_[0-9a-z]+)", await page.inner_text("main")).group(1)  # type: ignore[union-attr]
         keys = (await admin.issuer(issuer_id).organization(org_id).api_keys.list()).data
