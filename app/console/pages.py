@@ -251,7 +251,13 @@ async def create_issuer(request: Request, operator: Operator = OP) -> Response:
 
 
 @router.get("/console/issuers/{issuer_id}")
-async def issuer_detail(request: Request, issuer_id: str, operator: Operator = OP) -> Response:
+async def issuer_detail(
+    request: Request,
+    issuer_id: str,
+    operator: Operator = OP,
+    errors: FormErrors | None = None,
+    status_code: int = 200,
+) -> Response:
     require(operator, "issuers", "read")
 
     async def load(s: AsyncSession) -> Any:
@@ -276,9 +282,12 @@ async def issuer_detail(request: Request, issuer_id: str, operator: Operator = O
                 application_type=None,
                 readiness=None,
             )
-        return issuer, keys, clients
+        from app.auth_method.service import list_methods
 
-    issuer, keys, clients = await read(request, load)
+        methods = await list_methods(s, account_id=operator.account_id, issuer_id=issuer.id)
+        return issuer, keys, clients, methods
+
+    issuer, keys, clients, methods = await read(request, load)
     public = request.app.state.settings.resolved_public_url()
     return render(
         request,
@@ -288,6 +297,9 @@ async def issuer_detail(request: Request, issuer_id: str, operator: Operator = O
         issuer=issuer,
         keys=keys,
         clients=clients,
+        methods=methods,
+        errors=errors,
+        status_code=status_code,
         discovery=f"{public}/{issuer.id}/.well-known/openid-configuration",
         flash="Issuer created." if request.query_params.get("created") else request.query_params.get("flash"),
     )
@@ -338,43 +350,34 @@ async def _run_form(request: Request, act: Any) -> Any:
 async def _issuer_with_errors(
     request: Request, operator: Operator, issuer_id: str, errors: FormErrors
 ) -> Response:
-    issuer, keys, clients = await read(request, lambda s: _issuer_bits(s, operator, issuer_id))
-    public = request.app.state.settings.resolved_public_url()
-    return render(
-        request,
-        "issuer.html",
-        operator=operator,
-        title=f"Issuer {issuer.name}",
-        issuer=issuer,
-        keys=keys,
-        clients=clients,
-        errors=errors,
-        status_code=422,
-        discovery=f"{public}/{issuer.id}/.well-known/openid-configuration",
-    )
+    return await issuer_detail(request, issuer_id, operator, errors=errors, status_code=422)
 
 
-async def _issuer_bits(s: AsyncSession, operator: Operator, issuer_id: str) -> Any:
-    issuer = await get_issuer_in_account(s, operator.account_id, issuer_id)
-    keys = (
-        await s.scalars(
-            select(SigningKey)
-            .where(SigningKey.issuer_id == issuer.id)
-            .order_by(SigningKey.created_at.desc())
-            .limit(20)
+@router.post("/console/issuers/{issuer_id}/auth-methods/{method_id}/{verb}")
+async def toggle_auth_method(
+    request: Request, issuer_id: str, method_id: str, verb: str, operator: Operator = OP
+) -> Response:
+    from app.auth_method import service as method_service
+    from app.auth_method.schemas import AuthMethodUpdate
+
+    await check_csrf(request, operator)
+    require(operator, "issuers", "write")
+    if verb not in ("enable", "disable"):
+        raise ConsoleRefusal(404, "Not found", "There is no such action.", operator=operator)
+
+    async def act(s: AsyncSession) -> Any:
+        await get_issuer_in_account(s, operator.account_id, issuer_id)
+        m = await method_service.get_method(
+            s, account_id=operator.account_id, issuer_id=issuer_id, method_id=method_id, for_update=True
         )
-    ).all()
-    clients, _, _ = await client_service.list_clients(
-        s,
-        issuer,
-        PageParams(limit=50, after_id=None),
-        q=None,
-        name=None,
-        status=None,
-        application_type=None,
-        readiness=None,
-    )
-    return issuer, keys, clients
+        body = AuthMethodUpdate(enabled=verb == "enable")
+        return await method_service.update_method(
+            s, m, body, operator.principal, request.app.state.secret_key
+        )
+
+    result = await run(request, act)
+    flash = result.message if isinstance(result, FormErrors) else f"Sign-in method {result.type} {verb}d."
+    return redirect(request, issuer_url(issuer_id) + "?" + urlencode({"flash": flash or ""}), operator)
 
 
 @router.post("/console/issuers/{issuer_id}/signing-keys/rotate")

@@ -279,3 +279,15 @@ async def test_events_filters_json_and_tail(console: httpx.AsyncClient, admin: A
     assert "organization.created" not in newer_types
     assert "user.created" in newer_types
     csrf_of(page.text)  # the page is a signed-in page with the sign-out form
+
+
+async def test_issuer_sign_in_methods_toggle(console: httpx.AsyncClient, admin: AuthPIAdmin, setup):  # noqa: ANN001
+    method = await admin.issuer(setup["issuer"]).auth_methods.create({"type": "magic_link"})
+    url = f"/console/issuers/{setup['issuer']}"
+    page = await console.get(url)
+    assert "magic_link" in page.text
+    r = await post_form(console, url, f"{url}/auth-methods/{method.id}/disable", {})
+    assert r.status_code == 303
+    assert (await admin.issuer(setup["issuer"]).auth_methods.get(method.id)).enabled is False
+    await post_form(console, url, f"{url}/auth-methods/{method.id}/enable", {})
+    assert (await admin.issuer(setup["issuer"]).auth_methods.get(method.id)).enabled is True

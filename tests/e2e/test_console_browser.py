@@ -234,6 +234,32 @@ async def test_console_acceptance(
             me_after = await http.get(base + "/v1/me", auth=(key_id, secret))
         assert me_after.status_code == 401
 
+        # The events' live tail shows an event made elsewhere, without a reload.
+        await page.goto(base + "/console/events")
+        await page.get_by_label("Live tail").check()
+        probe = await admin.issuers.create({"name": "tail-probe"})
+        await page.get_by_text(f"issuer {probe.id}").wait_for(timeout=15_000)
+
+        # /docs and /redoc render with every request answered by authpi itself.
+        outside: list[str] = []
+
+        async def only_local(route: Any) -> None:
+            if route.request.url.startswith(base):
+                await route.continue_()
+            else:
+                outside.append(route.request.url)
+                await route.abort()
+
+        docs = await context.new_page()
+        await docs.route("**/*", only_local)
+        await docs.goto(base + "/docs")
+        await docs.locator(".swagger-ui .info .title").wait_for(timeout=30_000)
+        assert "authpi" in await docs.locator(".swagger-ui .info .title").inner_text()
+        await docs.goto(base + "/redoc")
+        await docs.get_by_role("heading", name=re.compile("authpi")).first.wait_for(timeout=30_000)
+        await docs.close()
+        assert outside == []
+
         # Every main page at both widths: axe-core, and a screenshot.
         pages = {
             "overview": "/console",

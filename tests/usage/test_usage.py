@@ -135,3 +135,10 @@ async def test_docs_and_redoc_load_only_local_assets(client: httpx.AsyncClient):
             got = await client.get(asset)
             assert got.status_code == 200
             assert len(got.content) > 10_000
+
+
+async def test_docs_pages_allow_no_other_origin(client: httpx.AsyncClient):
+    for path in ("/docs", "/redoc"):
+        csp = (await client.get(path)).headers["content-security-policy"]
+        assert "default-src 'self'" in csp
+        assert "img-src 'self' data:" in csp
