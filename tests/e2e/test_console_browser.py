@@ -220,7 +220,7 @@ async def test_console_acceptance(
         assert "failed" in await row.inner_text()
         assert "500" in await row.inner_text()
         await check("webhook")
-        await page.screenshot(path=str(SHOTS / "webhook-1280.png"))
+        await page.screenshot(path=str(SHOTS / "webhook-failed-1280.png"))
         receiver.default_status[hook_path] = 200
         await row.get_by_role("button", name="Redeliver").click()
         assert "succeeded" in await page.inner_text(".notice")
