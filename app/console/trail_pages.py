@@ -345,6 +345,7 @@ async def api_keys(request: Request, operator: Operator = OP) -> Response:
         operator=operator,
         title="API keys",
         keys=rows,
+        status=q(request, "status", 32) or "",
         display_status=display_status,
         next_url=next_url(request, cursor),
         flash=request.query_params.get("flash"),

@@ -225,7 +225,9 @@ async def test_webhook_create_pause_resume(console: httpx.AsyncClient, admin: Au
     assert (await admin.webhooks.get(hook.id)).status == "active"
 
 
-async def test_account_keys_and_their_scope_ceiling(console: httpx.AsyncClient, admin: AuthPIAdmin):
+async def test_account_keys_and_their_scope_ceiling(
+    console: httpx.AsyncClient, admin: AuthPIAdmin, account: AccountCredentials
+):
     created = await post_form(
         console,
         "/console/api-keys",
@@ -237,6 +239,10 @@ async def test_account_keys_and_their_scope_ceiling(console: httpx.AsyncClient, 
     r = await post_form(console, "/console/api-keys", f"/console/api-keys/{key_id}/block", {})
     assert r.status_code == 303
     assert (await admin.api_keys.get(key_id)).status == "blocked"
+    blocked = await console.get("/console/api-keys?status=blocked")
+    assert key_id in blocked.text
+    assert account.key_id not in blocked.text.split("<tbody>")[1]
+    assert (await console.get("/console/api-keys?status=bogus")).status_code == 422
     bad = await post_form(
         console,
         "/console/api-keys",
