@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import time
+from http.cookies import SimpleCookie
 
 import asyncpg
 import httpx
@@ -119,6 +120,23 @@ class TestRefusals:
         assert await issuer_count(pg, account.account_id) == before
         # The cookie is cleared.
         assert response.headers["set-cookie"].startswith(f'{SESSION_COOKIE}="";')
+
+    async def test_activity_keeps_the_session_alive(self, app: FastAPI, console: httpx.AsyncClient):
+        [jar_cookie] = [c for c in console.cookies.jar if c.name == SESSION_COOKIE]
+        sess = ConsoleSession.open(app.state.secret_key, jar_cookie.value.strip('"'))
+        assert sess is not None
+        sess.last_seen = int(time.time()) - 20 * 60  # idle 20 minutes: still valid
+        console.cookies.set(
+            SESSION_COOKIE, sess.seal(app.state.secret_key), domain=jar_cookie.domain, path="/console"
+        )
+        page = await console.get("/console/issuers")
+        assert page.status_code == 200
+        cookie = SimpleCookie()
+        cookie.load(page.headers["set-cookie"])
+        renewed = ConsoleSession.open(app.state.secret_key, cookie[SESSION_COOKIE].value)
+        assert renewed is not None
+        assert renewed.last_seen >= int(time.time()) - 5
+        assert renewed.issued_at == sess.issued_at  # the absolute lifetime does not move
 
     async def test_a_tampered_cookie_is_an_expired_session(self, browser: httpx.AsyncClient):
         browser.cookies.set(SESSION_COOKIE, "AAAA" * 20, path="/console")
