@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -302,9 +302,19 @@ class FormErrors:
     def __bool__(self) -> bool:
         return bool(self.message or self.fields)
 
-    def general(self, known: set[str]) -> list[str]:
+    def at(self, name: str) -> str | None:
+        """The error of an input: its own field, or an item of it (`redirect_uris.0`)."""
+        found = [v for k, v in self.fields.items() if k == name or k.startswith(name + ".")]
+        return "; ".join(found) or None
+
+    def general(self, known: Iterable[str]) -> list[str]:
         """Field errors with no input of their own on the form, shown at the top."""
-        return [f"{k}: {v}" for k, v in self.fields.items() if k not in known]
+        names = list(known)
+        return [
+            f"{k}: {v}"
+            for k, v in self.fields.items()
+            if not any(k == n or k.startswith(n + ".") for n in names)
+        ]
 
 
 M = TypeVar("M", bound=BaseModel)

@@ -297,3 +297,25 @@ async def test_issuer_sign_in_methods_toggle(console: httpx.AsyncClient, admin: 
     assert (await admin.issuer(setup["issuer"]).auth_methods.get(method.id)).enabled is False
     await post_form(console, url, f"{url}/auth-methods/{method.id}/enable", {})
     assert (await admin.issuer(setup["issuer"]).auth_methods.get(method.id)).enabled is True
+
+
+async def test_an_item_error_shows_next_to_its_list_field(
+    console: httpx.AsyncClient, admin: AuthPIAdmin, setup
+):  # noqa: ANN001
+    new = f"/console/issuers/{setup['issuer']}/clients/new"
+    response = await post_form(
+        console,
+        new,
+        new,
+        {
+            "name": "web",
+            "confidential": "true",
+            "settings.openid.application_type": "web",
+            "settings.openid.grant_types": "authorization_code",
+            "settings.openid.redirect_uris": "not a uri",
+            "settings.scopes": "openid",
+        },
+    )
+    assert response.status_code == 422
+    assert 'id="f-settings-openid-redirect_uris-err"' in response.text
+    assert (await admin.issuer(setup["issuer"]).clients.list()).data == []
