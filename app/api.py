@@ -20,6 +20,7 @@ from app.note.endpoints import router as note_router
 from app.oidc.admin import router as oidc_admin_router
 from app.organization.endpoints import router as organization_router
 from app.session.endpoints import router as session_router
+from app.usage.endpoints import router as usage_router
 from app.user.endpoints import router as user_router
 from app.webhooks.endpoints import router as webhooks_router
 
@@ -43,5 +44,6 @@ for router in (
     auth_method_router,
     note_router,
     domain_router,
+    usage_router,
 ):
     api_router.include_router(router)

@@ -11,6 +11,7 @@ import uvicorn
 
 from app.account.cli import account_cli
 from app.config import get_settings
+from app.console.cli import login_link
 from app.core.cli import prepare_database, say
 from app.core.http_protocol import guarded_protocol
 from app.core.logredact import install_log_redaction
@@ -21,6 +22,8 @@ from app.webhooks.relay import run_worker
 cli = typer.Typer(help="authpi: a self-hostable AuthPI identity server", no_args_is_help=True)
 cli.add_typer(account_cli, name="account")
 cli.add_typer(issuer_cli, name="issuer")
+
+account_cli.command("login-link")(login_link)
 
 
 @cli.command()

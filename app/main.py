@@ -15,6 +15,7 @@ from app.api import api_router
 from app.api_key import verification
 from app.api_key.endpoints import get_me
 from app.config import Settings, get_settings
+from app.console.install import install_console
 from app.core.auth import CredentialVerifiers
 from app.core.db import Database
 from app.core.edge import EdgeValidationMiddleware
@@ -55,7 +56,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             await app.state.db.dispose()
 
     app = FastAPI(title="authpi", version="0.1.0", lifespan=lifespan,
-                  docs_url="/docs", redoc_url=None, openapi_url="/openapi.json")
+                  docs_url=None, redoc_url=None, openapi_url="/openapi.json")
     app.state.settings = settings
     app.state.database_url = url
     app.state.secret_key = settings.resolved_secret_key()
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
 
     app.include_router(health_router)
     app.include_router(api_router)
+    install_console(app)  # /console, offline /docs and /redoc
     # After /v1 and health: /{issuer_id}/... would otherwise shadow them.
     app.include_router(oidc_router)
     app.include_router(hosted_router)

@@ -97,7 +97,7 @@ async def aggregate_events(
     labels: list[str] = []
     if interval:
         step = _INTERVALS[interval]
-        keys.append(((Event.timestamp / step) * step).label("start"))
+        keys.append(((Event.timestamp // step) * step).label("start"))
         labels.append("start")
     if group_by:
         keys.append(_GROUPS[group_by].label("key"))
