@@ -7,7 +7,8 @@ import sys
 
 import typer
 
-from app.config import Settings, get_settings
+from app.config import Settings
+from app.process import ConfigError, check_database, check_settings, load_settings, run_main, serve_uvicorn
 
 cli = typer.Typer(help="authpi: a self-hostable AuthPI identity server", no_args_is_help=True)
 account_cli = typer.Typer(help="Manage accounts", no_args_is_help=True)
@@ -27,9 +28,8 @@ def resolve_database_url(settings: Settings) -> str:
     if settings.database_url:
         return settings.database_url
     if settings.env == "production":
-        _say("authpi: AUTHPI_DATABASE_URL is required when AUTHPI_ENV=production "
-             "(the embedded database is for development only)")
-        raise typer.Exit(code=2)
+        raise ConfigError("AUTHPI_DATABASE_URL is required when AUTHPI_ENV=production "
+                          "(the embedded database is for development only)")
     from app.core.db import start_embedded_postgres
 
     url = start_embedded_postgres(settings.data_dir)
@@ -41,7 +41,9 @@ def resolve_database_url(settings: Settings) -> str:
 def _prepare(settings: Settings) -> str:
     from app.core.migrations import upgrade
 
+    check_settings(settings)
     url = resolve_database_url(settings)
+    check_database(url)
     upgrade(url)
     return url
 
@@ -49,7 +51,7 @@ def _prepare(settings: Settings) -> str:
 @cli.command()
 def migrate() -> None:
     """Apply the database migrations."""
-    _prepare(get_settings())
+    _prepare(load_settings())
     _say("authpi: migrations applied")
 
 
@@ -57,22 +59,31 @@ def migrate() -> None:
 def serve(
     host: str = typer.Option(None, help="Listen address (default AUTHPI_HOST)"),
     port: int = typer.Option(None, help="Listen port (default AUTHPI_PORT)"),
-    workers: int = typer.Option(1, help="uvicorn worker processes"),
+    workers: int = typer.Option(1, min=1, max=64, help="Worker processes sharing the port"),
 ) -> None:
-    """Migrate, then serve the admin API and every issuer's OIDC endpoints."""
+    """Migrate, then serve the admin API and every issuer's OIDC endpoints (SIGTERM/SIGINT: drain,
+    flush, stop)."""
+    import os
+
     import uvicorn
 
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
-    settings = get_settings().model_copy(update=overrides)
+    settings = load_settings().model_copy(update=overrides)
     url = _prepare(settings)
-    from app.main import create_app
+    common = {"host": settings.host, "port": settings.port, "log_level": settings.log_level,
+              "access_log": False, "log_config": None, "timeout_graceful_shutdown": 30}
+    if workers > 1:
+        # Each worker builds its app from the environment: the resolved database and the overrides.
+        os.environ.update({"AUTHPI_DATABASE_URL": url, "AUTHPI_HOST": settings.host,
+                           "AUTHPI_PORT": str(settings.port)})
+        config = uvicorn.Config("app.process:worker_app", factory=True, workers=workers, **common)
+    else:
+        from app.main import create_app
 
-    app = create_app(settings, database_url=url)
-    _say(f"authpi: listening on http://{settings.host}:{settings.port} "
+        config = uvicorn.Config(create_app(settings, database_url=url), **common)
+    _say(f"authpi: listening on http://{settings.host}:{settings.port} with {workers} worker(s) "
          f"(issuers at {settings.resolved_public_url()}/{{issuer_id}})")
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level,
-                workers=1 if workers <= 1 else None, access_log=False,
-                log_config=None)
+    serve_uvicorn(config)
 
 
 @cli.command()
@@ -80,7 +91,7 @@ def worker() -> None:
     """Run the webhook relay alone (no HTTP); any number of workers and servers may share a database."""
     import signal
 
-    settings = get_settings()
+    settings = load_settings()
     url = _prepare(settings)
     from app.webhooks.relay import run_worker
 
@@ -98,7 +109,7 @@ def worker() -> None:
 @account_cli.command("create")
 def account_create(name: str = typer.Option(..., "--name", help="Account name")) -> None:
     """Create an account and its first account API key; prints shell exports (secret shown once)."""
-    settings = get_settings()
+    settings = load_settings()
     url = _prepare(settings)
 
     async def run() -> tuple[str, str, str]:
@@ -119,12 +130,29 @@ def account_create(name: str = typer.Option(..., "--name", help="Account name"))
     print(f"export AUTHPI_KEY_SECRET={secret}")
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        print(f"authpi {version('authpi')}")
+        raise typer.Exit()
+
+
+@cli.callback()
+def _root(_version_flag: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                             help="Print the version and exit")) -> None:
+    """authpi: a self-hostable AuthPI identity server."""
+
+
 def main() -> None:
     from app.observability import configure_logging
 
-    settings = get_settings()
-    configure_logging(settings.log_level, settings.log_format)
-    cli()
+    def run() -> None:
+        settings = load_settings()
+        configure_logging(settings.log_level, settings.log_format)
+        cli()
+
+    run_main(run)
 
 
 if __name__ == "__main__":

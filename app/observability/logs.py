@@ -49,7 +49,11 @@ class ConsoleFormatter(logging.Formatter):
         extras = dict(fields or {})
         if request_id and "request_id" not in extras:
             extras["request_id"] = request_id
-        if extras and not getattr(record, "access", False):
+        if getattr(record, "access", False):
+            # The message already says method, route and status.
+            for name in ("method", "route", "status"):
+                extras.pop(name, None)
+        if extras:
             line += " " + " ".join(f"{k}={v}" for k, v in extras.items())
         return line
 
