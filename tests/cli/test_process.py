@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
-import shutil
 import threading
 import time
 import uuid
@@ -141,7 +141,8 @@ class TestCleanStop:
             "    conn = await asyncpg.connect(url)\n"
             "    print(await conn.fetchval(\"SELECT count(*) FROM events WHERE type = 'api-key.verified' "
             "AND account_id = $1\", sys.argv[2]),\n"
-            "          await conn.fetchval(\"SELECT count(*) FROM issuers WHERE account_id = $1\", sys.argv[2]))\n"
+            "          await conn.fetchval(\"SELECT count(*) FROM issuers WHERE account_id = $1\",\n"
+            "                              sys.argv[2]))\n"
             "    await conn.close()\n"
             "asyncio.run(main())\n"), str(data_dir), exports["AUTHPI_ACCOUNT_ID"]],
             env=env, capture_output=True, text=True, timeout=120)

@@ -33,7 +33,8 @@ def _run_serve(database_url: str, tmp_path: Path, **extra: str) -> tuple[str, st
                     break
             except httpx.HTTPError:
                 time.sleep(0.1)
-        responses.append(httpx.get(base + "/v1/me", auth=("key_01jnotarealkeynotarealkeyx", "sk_wrong-secret"),
+        wrong = ("key_01jnotarealkeynotarealkeyx", "sk_wrong-secret")
+        responses.append(httpx.get(base + "/v1/me", auth=wrong,
                                    headers={"X-Request-Id": "req-serve-1"}, timeout=10))
     finally:
         proc.send_signal(signal.SIGTERM)
