@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import sys
+import logging
 
 import typer
 
@@ -19,8 +19,8 @@ cli.add_typer(issuer_cli, name="issuer")
 
 
 def _say(message: str) -> None:
-    # stdout stays clean for `eval "$(authpi account create ...)"`.
-    print(message, file=sys.stderr, flush=True)
+    # A log line on stderr (JSON in production): stdout stays clean for `eval "$(authpi account create ...)"`.
+    logging.getLogger("authpi.cli").info(message.removeprefix("authpi: "))
 
 
 def resolve_database_url(settings: Settings) -> str:
