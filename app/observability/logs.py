@@ -60,6 +60,12 @@ class ConsoleFormatter(logging.Formatter):
 
 def configure_logging(level: str = "info", fmt: str = "json") -> None:
     """Route every logger (uvicorn's too) to one stderr handler in the chosen format."""
+    # Neither format prints the caller's file and line, thread or process: don't compute them
+    # for every record (the logging HOWTO's "Optimization"; the access log writes one per request).
+    logging._srcfile = None  # type: ignore[attr-defined]
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(ConsoleFormatter() if fmt == "console" else JsonFormatter())
     root = logging.getLogger()
