@@ -104,22 +104,28 @@ class TestCleanStop:
             assert len(_postgres_for(pgdata)) >= 1
 
             # A request in flight when the signal arrives: its body is still being sent.
-            answers: list[int] = []
+            answers: list[int | str] = []
+            sending = threading.Event()
 
             def slow_body() -> Iterator[bytes]:
                 yield b'{"name": '
+                sending.set()  # the connection is up and the request has begun
                 time.sleep(1.5)
                 yield b'"late"}'
 
             def in_flight() -> None:
-                response = httpx.post(f"{base}/v1/accounts/{exports['AUTHPI_ACCOUNT_ID']}/issuers",
-                                      content=slow_body(), auth=auth, timeout=30,
-                                      headers={"content-type": "application/json"})
-                answers.append(response.status_code)
+                try:
+                    response = httpx.post(f"{base}/v1/accounts/{exports['AUTHPI_ACCOUNT_ID']}/issuers",
+                                          content=slow_body(), auth=auth, timeout=30,
+                                          headers={"content-type": "application/json"})
+                    answers.append(response.status_code)
+                except httpx.HTTPError as exc:
+                    answers.append(repr(exc))
 
             thread = threading.Thread(target=in_flight)
             thread.start()
-            time.sleep(0.5)
+            assert sending.wait(timeout=30)
+            time.sleep(0.2)
             proc.send_signal(sig)
             thread.join(timeout=30)
             assert proc.wait(timeout=60) == 0
