@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 # Two workers (the machines have 2 cores); each gets its own database.
 PYTEST_ARGS ?= -n 2
 
-.PHONY: serve test install test-deps lint bench
+.PHONY: serve test install test-deps lint bench lock
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -32,3 +32,10 @@ test: test-deps
 
 lint: install
 	$(VENV)/bin/ruff check .
+
+# The image's dependencies, pinned with hashes (Dockerfile: pip install --require-hashes). Refresh
+# after changing pyproject.toml's dependencies, and to take upstream fixes.
+lock: install
+	$(VENV)/bin/uv pip compile pyproject.toml --extra otel --generate-hashes --upgrade \
+		--python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+		--custom-compile-command "make lock" -o requirements.lock

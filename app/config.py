@@ -28,6 +28,12 @@ class Settings(BaseSettings):
     # Unset outside production: generated once and kept in {data_dir}/secret.key.
     secret_key: str | None = None
     log_level: str = "info"
+    # json (one object per line) or console (human-readable lines).
+    log_format: Literal["json", "console"] = "json"
+    # One line per request: method, route template, status, duration, principal id.
+    access_log: bool = True
+    # GET /metrics in the Prometheus text format.
+    metrics_enabled: bool = True
     db_pool_size: int = 10
     # A connect the database does not answer within this is an outage: 503 with Retry-After at once.
     db_connect_timeout_seconds: float = 3.0

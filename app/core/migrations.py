@@ -42,6 +42,13 @@ def script_heads() -> set[str]:
     return set(ScriptDirectory.from_config(alembic_config("postgresql://unused/x")).get_heads())
 
 
+def script_revisions() -> set[str]:
+    """Every revision this code knows (a database at one it does not know was migrated by a newer
+    release)."""
+    script = ScriptDirectory.from_config(alembic_config("postgresql://unused/x"))
+    return {rev.revision for rev in script.walk_revisions()}
+
+
 async def database_heads(engine: AsyncEngine) -> set[str]:
     async with engine.connect() as conn:
         try:

@@ -23,6 +23,7 @@ import asyncpg
 
 from app.core.ids import new_id, now_ms
 from app.events.service import build_event
+from app.observability.context import current_request_id
 
 log = logging.getLogger("authpi.events.batcher")
 
@@ -40,17 +41,17 @@ def event_row(**kwargs: Any) -> tuple[Any, ...]:
 
 
 # Positions of the per-occurrence fields in a row.
-_ID, _TIMESTAMP, _DATA = 0, 8, 10
+_ID, _TIMESTAMP, _DATA, _TRACE = 0, 8, 10, 13
 
 
 def _row(item: Any) -> tuple[Any, ...]:
     if isinstance(item, dict):
         return event_row(**item)
     # (template, id, timestamp, data_json): a row built once by `event_row` for a recurring event
-    # (one verified key), with this occurrence's id, time and data put in.
-    template, event_id, timestamp, data = item
+    # (one verified key), with this occurrence's id, time, data and request id put in.
+    template, event_id, timestamp, data, trace = item
     row = list(template)
-    row[_ID], row[_TIMESTAMP], row[_DATA] = event_id, timestamp, data
+    row[_ID], row[_TIMESTAMP], row[_DATA], row[_TRACE] = event_id, timestamp, data, trace
     return tuple(row)
 
 
@@ -79,6 +80,8 @@ class EventBatcher:
         """Queue one event (the arguments of `build_event`); returns its id. Never blocks."""
         kwargs.setdefault("event_id", new_id("evt"))
         kwargs.setdefault("timestamp", now_ms())
+        if kwargs.get("trace") is None:
+            kwargs["trace"] = current_request_id()
         if len(self._pending) >= self._max_pending:
             self.dropped += 1
             if self.dropped % 10_000 == 1:
@@ -95,7 +98,7 @@ class EventBatcher:
         if len(self._pending) >= self._max_pending:
             self.dropped += 1
             return event_id
-        self._pending.append((template, event_id, now_ms(), data_json))
+        self._pending.append((template, event_id, now_ms(), data_json, current_request_id()))
         if not self._wake.is_set():
             self._wake.set()
         return event_id

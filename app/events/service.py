@@ -12,6 +12,7 @@ from app.core.ids import new_id, now_ms
 from app.core.responses import ResponseModel
 from app.events.catalog import ALL_EVENT_TYPES, is_deliverable
 from app.models.event import Event
+from app.observability.context import current_request_id
 
 EVENT_SPEC = "authpi.event/1.0"
 # Keys that must never reach the trail, whatever a caller passes in `data`.
@@ -65,7 +66,8 @@ def build_event(
         data=_scrub(data or {}),
         auth=auth_value,
         trigger=trigger,
-        trace=trace,
+        # The request id of the request that caused it (see app/observability).
+        trace=trace if trace is not None else current_request_id(),
         deliverable=is_deliverable(type),
     )
 

@@ -20,14 +20,18 @@ class Event(Base):
         Index(None, "account_id", "id"),
         Index(None, "account_id", "type", "id"),
         Index(None, "account_id", "timestamp"),
+        # The events.list filters, each ordered by id as the keyset pages are (no sort, any depth).
+        Index(None, "issuer_id", "id"),
+        Index(None, "user_id", "id"),
+        Index(None, "client_id", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     account_id: Mapped[str] = mapped_column(String(40), nullable=False)
-    issuer_id: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
+    issuer_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     org_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
-    user_id: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
-    client_id: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
+    user_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    client_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     type: Mapped[str] = mapped_column(String(80), nullable=False)
     source: Mapped[str] = mapped_column(String(200), nullable=False)
     timestamp: Mapped[int] = mapped_column(BigInteger, nullable=False)
