@@ -52,6 +52,7 @@ def serve(
         # Each worker builds its app from the environment: the resolved database and the overrides.
         os.environ.update({"AUTHPI_DATABASE_URL": url, "AUTHPI_HOST": settings.host,
                            "AUTHPI_PORT": str(settings.port)})
+        common["http"] = "app.core.http_protocol:SettingsGuardedProtocol"  # picklable by name
         config = uvicorn.Config("app.cli:worker_app", factory=True, workers=workers, **common)
     else:
         config = uvicorn.Config(create_app(settings, database_url=url), **common)

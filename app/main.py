@@ -28,9 +28,9 @@ from app.health.endpoints import router as health_router
 from app.hosted.pages import router as hosted_router
 from app.hosted.passkey_pages import router as passkey_router
 from app.lifecycle import shutdown, startup
+from app.observability import install as install_observability
 from app.oidc.endpoints.token import token
 from app.oidc.errors import render_unexpected
-from app.observability import install as install_observability
 from app.oidc.router import oidc_router
 from app.oidc.verify import verify_bearer
 from app.user.tokens import with_personal_tokens

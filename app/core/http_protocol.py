@@ -20,6 +20,8 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from app.config import get_settings
+
 _BODY = json.dumps({"error": "request_timeout", "retryable": True,
                     "error_description": "The request was not received in time"}).encode()
 _RESPONSE = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
@@ -76,3 +78,17 @@ def guarded_protocol(header_timeout: float, body_timeout: float) -> type[Guarded
     """The protocol class to give uvicorn (`http=`), with these deadlines."""
     return type("GuardedHttpToolsProtocol", (GuardedHttpToolsProtocol,),
                 {"header_timeout": header_timeout, "body_timeout": body_timeout})
+
+
+class SettingsGuardedProtocol(GuardedHttpToolsProtocol):
+    """The same protocol by import string, for `serve --workers N`: uvicorn pickles its config into
+    each worker, and a class made by guarded_protocol() cannot be pickled. The deadlines come from
+    the worker's own settings (the parent's environment)."""
+
+    @property  # type: ignore[override]
+    def header_timeout(self) -> float:
+        return get_settings().header_timeout_seconds
+
+    @property  # type: ignore[override]
+    def body_timeout(self) -> float:
+        return get_settings().body_timeout_seconds

@@ -93,8 +93,8 @@ class EventOut(ResponseModel):
     subject: dict[str, Any]
     data: dict[str, Any]
     auth: dict[str, Any] | None = None
-    trigger: dict[str, Any] | None = None
-    trace: dict[str, Any] | None = None
+    trigger: str | None = None
+    trace: str | None = None
 
 
 class EventBucket(BaseModel):

@@ -31,6 +31,7 @@ from app.oidc.pages import (
     message_page,
     open_return,
     render,
+    same_origin,
     session_cookie_name,
     set_cookie,
 )
@@ -67,9 +68,7 @@ async def page_context(session: AsyncSession, request: Request, keys: KeySet,
 
 
 def _same_origin(request: Request) -> bool:
-    origin = request.headers.get("origin")
-    public = request.app.state.settings.resolved_public_url()
-    return origin in (None, "null") or origin.rstrip("/") == public
+    return same_origin(request, request.app.state.settings.resolved_public_url())
 
 
 def authorize_target(issuer_id: str, params: list[tuple[str, str]]) -> str:

@@ -138,8 +138,8 @@ def wire_existing(app: Any) -> None:
 
     def argon2(attr: str) -> Callable[[], Reading | None]:
         def read() -> Reading | None:
-            verifier = _state(app, "key_verifier")
-            return None if verifier is None else getattr(verifier.argon2, attr)
+            kit = _state(app, "runtime")
+            return None if kit is None else getattr(kit.argon2, attr)
         return read
 
     register_gauge(app, "authpi_argon2_pending", "argon2 verifications queued or running", argon2("pending"))
@@ -170,7 +170,8 @@ def wire_existing(app: Any) -> None:
             out[("orm", "in_use")] = pool.checkedout()
             out[("orm", "size")] = pool.size()
             out[("orm", "overflow")] = max(0, pool.overflow())
-        hot = _state(app, "hot_pool")
+        kit = _state(app, "runtime")
+        hot = None if kit is None else kit.pool
         if hot is not None:
             out[("hot_path", "in_use")] = hot.get_size() - hot.get_idle_size()
             out[("hot_path", "size")] = hot.get_size()
@@ -184,15 +185,9 @@ def wire_existing(app: Any) -> None:
                    ("pool", "state"))
 
     def listeners() -> Reading | None:
-        out: dict[tuple[str, ...], float] = {}
-        verifier = _state(app, "key_verifier")
-        if verifier is not None:
-            out[("api_key",)] = 1.0 if verifier.connected else 0.0
-        oidc = _state(app, "oidc")
-        listener = getattr(oidc, "listener", None) if oidc is not None else None
-        if listener is not None and hasattr(listener, "connected"):
-            out[("oidc",)] = 1.0 if listener.connected else 0.0
-        return out
+        # One LISTEN/NOTIFY hub per process (app/runtime/hub.py) serves every cache.
+        kit = _state(app, "runtime")
+        return None if kit is None else {("hub",): 1.0 if kit.hub.connected else 0.0}
 
     register_gauge(app, "authpi_listen_connected", "LISTEN/NOTIFY connection up (1) or down (0)",
                    listeners, ("listener",))

@@ -108,3 +108,14 @@ def open_return(server_key: str, issuer_id: str, value: str | None) -> list[tupl
     if data.get("i") != issuer_id or int(data.get("e", 0)) < time.time():
         return None
     return [(str(k), str(v)) for k, v in data.get("p", [])]
+
+
+def same_origin(request: Request, public: str) -> bool:
+    """The form was posted from our own pages: `Origin` says so or, where a client sends none,
+    `Referer` does. A request with neither is refused (a CSRF token alone is one defence, not two).
+    The pages' `Referrer-Policy: same-origin` makes browsers send the real Origin here."""
+    origin = request.headers.get("origin")
+    if origin is not None and origin != "null":
+        return origin.rstrip("/") == public
+    referer = request.headers.get("referer")
+    return referer is not None and (referer == public or referer.startswith(public + "/"))

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.auth import Principal, scoped
+from app.core.responses import ErrorBody
 from app.core.session import db_session
 from app.usage import service
 from app.usage.schemas import (
@@ -23,7 +24,9 @@ from app.usage.schemas import (
 
 router = APIRouter(tags=["usage"])
 A = "/accounts/{account_id}"
-NOT_SELF_HOSTED = {501: {"description": "Billing is not part of a self-hosted server"}}
+# These operations always refuse: 501 is their only documented answer besides the shared errors.
+NOT_SELF_HOSTED: dict[str, object] = {"status_code": 501, "response_model": ErrorBody,
+                                      "response_description": "Billing is not part of a self-hosted server"}
 
 
 @router.get(A + "/usage", response_model=UsagePage)
@@ -74,13 +77,13 @@ async def credits_ledger(
     return CreditLedgerPage(data=[])
 
 
-@router.post(A + "/credits/topups", responses=NOT_SELF_HOSTED)
+@router.post(A + "/credits/topups", **NOT_SELF_HOSTED)
 async def create_topup(account_id: str, _: Principal = Depends(scoped("credits", "write"))) -> None:
     """Refused: 501."""
     raise service.BillingNotAvailable()
 
 
-@router.post(A + "/payment-methods", responses=NOT_SELF_HOSTED)
+@router.post(A + "/payment-methods", **NOT_SELF_HOSTED)
 async def create_payment_method(
     account_id: str, _: Principal = Depends(scoped("payment_methods", "write"))
 ) -> None:
@@ -88,7 +91,7 @@ async def create_payment_method(
     raise service.BillingNotAvailable()
 
 
-@router.post(A + "/payment-methods/stripe/setup-intent", responses=NOT_SELF_HOSTED)
+@router.post(A + "/payment-methods/stripe/setup-intent", **NOT_SELF_HOSTED)
 async def payment_setup_intent(
     account_id: str, _: Principal = Depends(scoped("payment_methods", "write"))
 ) -> None:
@@ -96,7 +99,7 @@ async def payment_setup_intent(
     raise service.BillingNotAvailable()
 
 
-@router.patch(A + "/payment-methods/{method_id}", responses=NOT_SELF_HOSTED)
+@router.patch(A + "/payment-methods/{method_id}", **NOT_SELF_HOSTED)
 async def update_payment_method(
     account_id: str, method_id: str, _: Principal = Depends(scoped("payment_methods", "write"))
 ) -> None:
@@ -104,7 +107,7 @@ async def update_payment_method(
     raise service.BillingNotAvailable()
 
 
-@router.delete(A + "/payment-methods/{method_id}", responses=NOT_SELF_HOSTED)
+@router.delete(A + "/payment-methods/{method_id}", **NOT_SELF_HOSTED)
 async def delete_payment_method(
     account_id: str, method_id: str, _: Principal = Depends(scoped("payment_methods", "write"))
 ) -> None:

@@ -147,8 +147,10 @@ class TestAnExistingSuperuserOwnedDatabase:
 
 class TestWithoutAMigrationUrl:
     def test_the_server_migrates_itself_and_says_the_trigger_alone_protects(
-            self, roles: RoleDatabase, capsys: pytest.CaptureFixture[str]) -> None:
+            self, roles: RoleDatabase, caplog: pytest.LogCaptureFixture) -> None:
         # The owner's URL as the server's own, no migration URL: what an operator gets by default.
-        _prepare(make_settings(database_url=roles.migration_url))
-        err = capsys.readouterr().err
+        # The CLI's messages are log lines on stderr (app/core/cli.say).
+        with caplog.at_level("INFO", logger="authpi.cli"):
+            _prepare(make_settings(database_url=roles.migration_url))
+        err = caplog.text
         assert "protected by its trigger alone" in err

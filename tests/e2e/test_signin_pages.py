@@ -184,7 +184,8 @@ class TestLocalesAndBranding:
 
 @pytest.fixture
 async def http_app(app) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver",
+                                 headers={"Origin": "http://testserver"}) as c:
         yield c
 
 

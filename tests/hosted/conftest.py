@@ -18,5 +18,6 @@ async def setup(admin: AuthPIAdmin) -> OidcSetup:
 @pytest.fixture
 async def http(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """A browser-like client of the in-process app (keeps cookies, follows nothing)."""
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver",
+                                 headers={"Origin": "http://testserver"}) as c:
         yield c

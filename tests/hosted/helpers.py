@@ -31,7 +31,8 @@ async def enrol_totp(admin: AuthPIAdmin, issuer_id: str, user_id: str) -> tuple[
 
 def browser_of(app: Any) -> httpx.AsyncClient:
     """A fresh cookie jar against the in-process app."""
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver",
+                             headers={"Origin": "http://testserver"})
 
 
 def csrf(html: str) -> str:

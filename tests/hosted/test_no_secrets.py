@@ -34,7 +34,7 @@ async def test_secrets_never_leak(admin: AuthPIAdmin, account: AccountCredential
     codes = re.findall(r"<li><code>([a-z2-7]{4}-[a-z2-7]{4})</code></li>", done.text)
     assert len(codes) == 10
     # Sign in again with a backup code and trust the device.
-    async with httpx.AsyncClient(transport=http._transport, base_url=BASE) as other:
+    async with httpx.AsyncClient(transport=http._transport, base_url=BASE, headers={"Origin": BASE}) as other:
         b = Browser(other, setup)
         await b.password()
         r = await b.second_factor(codes[0], trust=True)

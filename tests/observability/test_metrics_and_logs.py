@@ -72,7 +72,7 @@ async def test_metrics_shows_the_request_just_made(client: httpx.AsyncClient, ac
     # The components' figures are there.
     for name, labels in [("authpi_key_cache_lookups_total", {"result": "miss"}),
                          ("authpi_db_pool_connections", {"pool": "orm", "state": "size"}),
-                         ("authpi_listen_connected", {"listener": "api_key"})]:
+                         ("authpi_listen_connected", {"listener": "hub"})]:
         assert sample(after, name, **labels) >= 1, name
     for name in ("authpi_argon2_pending", "authpi_event_batch_lag_seconds", "authpi_webhook_queue_depth",
                  "authpi_webhook_queue_oldest_seconds"):

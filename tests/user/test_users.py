@@ -12,7 +12,7 @@ from authpi_admin.errors import ConflictError, NotFoundError, PreconditionFailed
 from authpi_admin.generated.models import IssuerUsersListItem, User
 from fastapi import FastAPI
 
-from app.core.crypto import DUMMY_HASH
+from app.core.crypto import DUMMY_HASH, check_in_thread
 from app.user import service as user_service
 from tests.conftest import AccountCredentials
 from tests.fixtures.tenancy import counts, event_types, last_event
@@ -263,10 +263,12 @@ class TestAuthenticatePassword:
                           account_id="acc_01jzzzzzzzzzzzzzzzzzzzzzzz") is None
         # Unknown usernames are still checked against the dummy hash (uniform timing).
         seen: list[str | None] = []
-        real = user_service.verify_secret
-        monkeypatch.setattr(user_service, "verify_secret",
-                            lambda stored, pw: seen.append(stored) or real(stored, pw))
-        assert await auth("nobody@globex.example", "correct horse battery") is None
+
+        async def recording(stored: str | None, pw: str) -> bool:
+            seen.append(stored)
+            return await check_in_thread(stored, pw)
+
+        assert await auth("nobody@globex.example", "correct horse battery", check=recording) is None
         assert seen == [DUMMY_HASH]
         await admin.issuer(issuer_id).users.update(user.id, {"status": "blocked"})
         assert await auth("ada@globex.example", "correct horse battery") is None

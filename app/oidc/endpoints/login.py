@@ -26,6 +26,7 @@ from app.oidc.pages import (
     message_page,
     open_return,
     render,
+    same_origin,
     set_cookie,
 )
 from app.oidc.runtime import get_runtime, key_set
@@ -36,17 +37,6 @@ from app.user.service import authenticate_password
 
 router = APIRouter()
 PASSWORD = "password"  # the throttle's credential kind
-
-
-def same_origin(request: Request, public: str) -> bool:
-    """The form was posted from our own pages: `Origin` says so or, where a client sends none,
-    `Referer` does. A request with neither is refused (a CSRF token alone is one defence, not two).
-    The pages' `Referrer-Policy: same-origin` makes browsers send the real Origin here."""
-    origin = request.headers.get("origin")
-    if origin is not None and origin != "null":
-        return origin.rstrip("/") == public
-    referer = request.headers.get("referer")
-    return referer is not None and (referer == public or referer.startswith(public + "/"))
 
 
 def _form_page(request: Request, issuer_id: str, return_to: str, ctx: dict[str, Any], *,

@@ -96,6 +96,8 @@ class GrantView:
     session_id: str | None
     org_id: str | None
     auth_time: int
+    amr: list[str]
+    acr: str | None
 
 
 @dataclass

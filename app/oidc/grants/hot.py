@@ -87,7 +87,7 @@ WITH r AS MATERIALIZED (
   SELECT id, grant_id, account_id FROM refresh_tokens
    WHERE token_hash = $1 AND status = 'active' AND expires_at > $2::bigint
 ), g AS (
-  SELECT g.id, g.user_id, g.session_id, g.scope, g.org_id, g.resources, g.auth_time
+  SELECT g.id, g.user_id, g.session_id, g.scope, g.org_id, g.resources, g.auth_time, g.amr, g.acr
     FROM r JOIN oidc_grants g ON g.id = r.grant_id
    WHERE r.account_id = $5 AND g.account_id = $5 AND g.issuer_id = $4 AND g.client_id = $3
      AND g.status = 'active'
@@ -132,7 +132,7 @@ WITH r AS MATERIALIZED (
     FROM g, scope, consumed
 )
 SELECT g.id AS grant_id, g.session_id, g.scope AS grant_scope, g.org_id, g.resources, g.auth_time,
-       {_USER_COLUMNS}, {_ORGS}
+       g.amr, g.acr, {_USER_COLUMNS}, {_ORGS}
   FROM g, u, consumed
 """
 
@@ -141,7 +141,8 @@ SELECT g.id AS grant_id, g.session_id, g.scope AS grant_scope, g.org_id, g.resou
 # $11/$12 its id/HMAC, $13 its lifetime (ms).
 CODE_SQL = f"""
 WITH c AS MATERIALIZED (
-  SELECT id, user_id, session_id, scope, nonce, org_id, resources, auth_time FROM authorization_codes
+  SELECT id, user_id, session_id, scope, nonce, org_id, resources, auth_time, amr, acr
+    FROM authorization_codes
    WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2::bigint
      AND client_id = $3 AND issuer_id = $4 AND account_id = $5
      AND redirect_uri = $6 AND code_challenge = $7
@@ -161,9 +162,9 @@ WITH c AS MATERIALIZED (
   RETURNING t.id
 ), grant_row AS (
   INSERT INTO oidc_grants (id, account_id, issuer_id, client_id, user_id, session_id, scope, org_id,
-                           resources, auth_time, status, created_at)
+                           resources, auth_time, amr, acr, status, created_at)
   SELECT $9, $5, $4, $3, c.user_id, c.session_id, c.scope, c.org_id, c.resources, c.auth_time,
-         'active', $2::bigint
+         c.amr, c.acr, 'active', $2::bigint
     FROM c, used
   RETURNING id
 ), new_token AS (
@@ -178,7 +179,8 @@ WITH c AS MATERIALIZED (
     FROM c, used
    WHERE s.id = c.session_id AND s.account_id = $5
 )
-SELECT c.session_id, c.scope, c.nonce, c.org_id, c.resources, c.auth_time, {_USER_COLUMNS}, {_ORGS}
+SELECT c.session_id, c.scope, c.nonce, c.org_id, c.resources, c.auth_time, c.amr, c.acr,
+       {_USER_COLUMNS}, {_ORGS}
   FROM c, u, used, grant_row
 """
 
@@ -244,7 +246,8 @@ async def refresh(pool: asyncpg.Pool, keys: KeySet, server_key: str, client: Cac
         return None
     grant_resources = list(_json(row["resources"]))
     grant = GrantView(id=row["grant_id"], account_id=keys.account_id, scope=row["grant_scope"],
-                      session_id=row["session_id"], org_id=row["org_id"], auth_time=row["auth_time"])
+                      session_id=row["session_id"], org_id=row["org_id"], auth_time=row["auth_time"],
+                      amr=list(_json(row["amr"]) or []), acr=row["acr"])
     scope = " ".join(narrow_scopes(requested, row["grant_scope"].split()))
     ctx = IssueContext(keys=keys, server_key=server_key, client=client, grant=grant,
                        user=_user(row), orgs=_orgs(row))
@@ -272,7 +275,8 @@ async def exchange(pool: asyncpg.Pool, keys: KeySet, server_key: str, client: Ca
         return None
     code_resources = list(_json(row["resources"]))
     grant = GrantView(id=grant_id, account_id=keys.account_id, scope=row["scope"],
-                      session_id=row["session_id"], org_id=row["org_id"], auth_time=row["auth_time"])
+                      session_id=row["session_id"], org_id=row["org_id"], auth_time=row["auth_time"],
+                      amr=list(_json(row["amr"]) or []), acr=row["acr"])
     ctx = IssueContext(keys=keys, server_key=server_key, client=client, grant=grant,
                        user=_user(row), orgs=_orgs(row))
     body = mint_user_tokens(ctx, nonce=row["nonce"], resources=resources or code_resources)
