@@ -61,7 +61,10 @@ def _new_backup_codes(server_key: str, v: UserVerifier) -> list[str]:
 
 
 def verifier_out(v: UserVerifier) -> VerifierOut:
-    return VerifierOut.model_validate(with_fields(v, backup_codes_remaining=len(v.backup_codes or [])))
+    # A passkey's public key stays on the server; the rest of `credential` describes the authenticator.
+    credential = {k: val for k, val in (v.credential or {}).items() if k != "public_key"}
+    return VerifierOut.model_validate(with_fields(v, backup_codes_remaining=len(v.backup_codes or []),
+                                                  credential=credential))
 
 
 

@@ -96,7 +96,7 @@ class TestOpenidClientRelyingParty:
         issuer = setup.issuer_url(live_server.url)
         base = [issuer, setup.web_id, setup.web_secret, REDIRECT]
         start = await _node("start", *base)
-        async with httpx.AsyncClient() as browser:
+        async with httpx.AsyncClient(headers={"Origin": live_server.url}) as browser:
             r = await browser.get(start["url"])
             login_url = urljoin(str(r.url), r.headers["location"])
             page = await browser.get(login_url)

@@ -194,7 +194,7 @@ class TestPasskeysOnAnIpHost:
                                                              admin: AuthPIAdmin) -> None:
         from tests.hosted.helpers import Browser, csrf
 
-        async with httpx.AsyncClient() as http:
+        async with httpx.AsyncClient(headers={"Origin": live_server.url}) as http:
             b = Browser(http, setup, base=live_server.url)
             await b.follow(await b.password())
             page = await http.get(f"{live_server.url}/{setup.issuer_id}/passkeys")
