@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import re
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -253,12 +254,35 @@ def validation_fields(errors: list[dict[str, Any]]) -> list[FieldError]:
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
+def _documented_paths(app: Any) -> list[tuple[re.Pattern[str], int, set[str]]]:
+    """(path regex, number of parameters, methods) of every documented path, built once."""
+    cached = getattr(app.state, "allow_paths", None)
+    if cached is None:
+        cached = []
+        for template, operations in app.openapi().get("paths", {}).items():
+            params = re.findall(r"{[^}]+}", template)
+            pattern = re.escape(template)
+            for p in params:
+                pattern = pattern.replace(re.escape(p), "[^/]+")
+            cached.append((re.compile(pattern), len(params), {m.upper() for m in operations}))
+        app.state.allow_paths = cached
+    return cached
+
+
 def allowed_methods(request: Request) -> str:
-    """Every method some route fully matches for this path (routers nest: ask them, per method)."""
+    """Every method some route fully matches for this path (routers nest: ask them, per method),
+    narrowed to the most literal documented path where paths overlap: `/notes/count` is the
+    literal route's, not also `/notes/{note_id}`'s, since a literal segment wins over a parameter."""
     routes = request.app.router.routes
     allowed = [method for method in _METHODS
                if any(route.matches({**request.scope, "method": method})[0] == Match.FULL
                       for route in routes)]
+    matches = [(n, methods) for pattern, n, methods in _documented_paths(request.app)
+               if pattern.fullmatch(request.url.path)]
+    if matches:
+        fewest = min(n for n, _ in matches)
+        documented = set().union(*(methods for n, methods in matches if n == fewest))
+        allowed = [m for m in allowed if m in documented or (m == "HEAD" and "GET" in documented)]
     return ", ".join(allowed)
 
 

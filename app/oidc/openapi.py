@@ -105,7 +105,11 @@ _OAUTH_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 _REDIRECT = {"description": "Redirect (to the client, or to the hosted login)",
              "headers": {"Location": {"schema": {"type": "string"}}}}
-_PAGE_ERRORS = {400: {"description": "An error page", "content": _HTML}, **_NOT_FOUND_HTML}
+# A refused parameter is an error page; input refused at the edge (a NUL, an oversize value) is
+# answered before the page exists, as a JSON error.
+_PAGE_ERRORS = {400: {"description": "An error page, or input refused at the edge (JSON)",
+                      "content": {**_HTML, "application/json": {"schema": {"type": "object"}}}},
+                **_NOT_FOUND_HTML}
 
 _PUBLIC_CACHE = {"Cache-Control": {"schema": {"type": "string"}}}
 

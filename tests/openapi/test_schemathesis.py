@@ -38,7 +38,13 @@ KNOWN_FAILING_CHECKS: dict[str, str] = {
     "positive_data_acceptance": "request rules beyond JSON Schema (cursors, scopes, future times)",
 }
 # Inputs the server cannot take yet, left out of generation; remove each once its cause is fixed.
-KNOWN_UNSUPPORTED_INPUTS: dict[str, list[str]] = {}
+KNOWN_UNSUPPORTED_INPUTS: dict[str, list[str]] = {
+    # Top-ups and payment methods answer 501 by design (issue: billing is not part of a self-hosted
+    # server), which schemathesis counts as a server error; tests/usage checks those answers.
+    "billing refusals (501 by design)": ["--exclude-path-regex", r"/(credits/topups|payment-methods)"],
+}
+# The operations those exclusions leave out: top-ups, and the four payment-method operations.
+EXCLUDED_OPERATIONS = 5
 # Never: a server error (ST101), an undocumented status (ST103), a response breaking its documented
 # content type, headers or schema (ST104, ST105, ST107, ST108, ST109).
 REQUIRED_CLEAN = ("ST101", "ST103", "ST104", "ST105", "ST107", "ST108", "ST109")
@@ -114,7 +120,7 @@ async def test_openapi_document_describes_every_answer(app: FastAPI, fuzz_server
     print(summary(report))
     tail = "\n".join(text.splitlines()[-80:])
     # Every operation of the document was tested: the /v1 API, health and each issuer's OIDC endpoints.
-    assert report["operations"]["tested"] == report["operations"]["total"] >= 130
+    assert report["operations"]["tested"] == report["operations"]["total"] - EXCLUDED_OPERATIONS >= 130
     assert not report["errors"], tail
     found = {f["code"]: f for f in report["failures"]}
     assert not any(code in found for code in REQUIRED_CLEAN), f"{summary(report)}\n{text[-20000:]}"
