@@ -59,6 +59,10 @@ def start_embedded_postgres(data_dir: Path) -> str:
 
     data_dir.mkdir(parents=True, exist_ok=True)
     pgdata = data_dir.resolve() / "pgdata"
+    # embedded_postgres.get_server checks, then creates pgdata outside its lock: two processes
+    # starting together (xdist workers, replicas) could both see it missing and one would fail.
+    # Created here idempotently, its initialisation happens under the library's lock.
+    pgdata.mkdir(exist_ok=True)
     _forget_dead_handles(pgdata)
     server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
     admin_url = server.get_uri()
