@@ -26,7 +26,7 @@ async def list_accounts(
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """The accounts this credential can manage."""
-    if not principal.account_level:
+    if not principal.account_level or principal.issuer_ids is not None:
         raise Forbidden("This credential cannot manage accounts")
     account = await service.get_account(session, principal.account_id)
     items = [] if params.after_id and params.after_id >= account.id else [AccountOut.of(account)]

@@ -23,7 +23,14 @@ from app.api_key.schemas import (
 )
 from app.api_key.verification import caller_identity
 from app.core import envelopes
-from app.core.auth import Principal, account_principal, authenticate, require_scope, scoped
+from app.core.auth import (
+    Principal,
+    account_principal,
+    authenticate,
+    issuer_filtering_principal,
+    require_scope,
+    scoped,
+)
 from app.core.errors import InsufficientScope, NotFound
 from app.core.etags import check_if_match
 from app.core.pagination import PageParams, page_params
@@ -83,7 +90,8 @@ def _require_key_scope(principal: Principal, key: ApiKey, action: str) -> None:
 
 async def _key_for(session: AsyncSession, request: Request, account_id: str, key_id: str,
                    principal: Principal, action: str) -> ApiKey:
-    key = await service.get_key(session, account_id=account_id, key_id=key_id, for_update=True)
+    key = await service.get_key(session, account_id=account_id, key_id=key_id, for_update=True,
+                                issuer_ids=principal.issuer_ids)
     _require_key_scope(principal, key, action)
     check_if_match(request, key.version)
     return key
@@ -99,12 +107,14 @@ async def list_api_keys(
     account_id: str,
     filters: KeyFilterParams = Depends(),
     params: PageParams = Depends(page_params),
-    _: Principal = Depends(scoped("api_keys", "read")),
+    principal: Principal = Depends(scoped("api_keys", "read", filters_issuers=True)),
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
-    """The account's own API keys, newest first (organization keys are listed per organization)."""
+    """The account's own API keys, newest first (organization keys are listed per organization).
+    An issuer-limited key lists the keys limited within its issuers."""
     rows, has_more, cursor = await service.list_keys(
-        session, account_id=account_id, filters=filters.filters, params=params, owner_kind="account")
+        session, account_id=account_id, filters=filters.filters, params=params, owner_kind="account",
+        issuer_ids=principal.issuer_ids)
     return envelopes.page([ApiKeyListItem.of(k) for k in rows], has_more=has_more, next_cursor=cursor)
 
 
@@ -112,10 +122,11 @@ async def list_api_keys(
 async def create_api_key(
     account_id: str,
     body: CreateApiKey,
-    principal: Principal = Depends(scoped("api_keys", "write")),
+    principal: Principal = Depends(scoped("api_keys", "write", filters_issuers=True)),
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
-    """Create an account API key; its secret is in this response only."""
+    """Create an account API key; its secret is in this response only. An issuer-limited caller
+    creates keys limited within its issuers only."""
 
     key, secret = await service.create_account_key(
         session, account_id=account_id, account_org_id=await _account_org_id(session, account_id),
@@ -127,11 +138,12 @@ async def create_api_key(
 async def get_api_key(
     account_id: str,
     key_id: str,
-    principal: Principal = Depends(account_principal),
+    principal: Principal = Depends(issuer_filtering_principal),
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """One API key of the account (account or organization key); never its secret."""
-    key = await service.get_key(session, account_id=account_id, key_id=key_id)
+    key = await service.get_key(session, account_id=account_id, key_id=key_id,
+                                issuer_ids=principal.issuer_ids)
     _require_key_scope(principal, key, "read")
     return envelopes.obj(ApiKeyOut.of(key))
 
@@ -142,7 +154,7 @@ async def update_api_key(
     key_id: str,
     body: UpdateApiKey,
     request: Request,
-    principal: Principal = Depends(account_principal),
+    principal: Principal = Depends(issuer_filtering_principal),
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Change a key's name, description, tags, restrictions, expiry, metadata or status."""
@@ -155,7 +167,7 @@ async def delete_api_key(
     account_id: str,
     key_id: str,
     request: Request,
-    principal: Principal = Depends(account_principal),
+    principal: Principal = Depends(issuer_filtering_principal),
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> Response:
     """Delete a key for good (its secret hash goes with it)."""
@@ -170,7 +182,7 @@ async def block_api_key(
     key_id: str,
     request: Request,
     body: StatusChange | None = Body(None),
-    principal: Principal = Depends(account_principal),
+    principal: Principal = Depends(issuer_filtering_principal),
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Block a key (reversible): it stops verifying at once, everywhere."""
@@ -183,7 +195,7 @@ async def unblock_api_key(
     account_id: str,
     key_id: str,
     request: Request,
-    principal: Principal = Depends(account_principal),
+    principal: Principal = Depends(issuer_filtering_principal),
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Unblock a blocked key."""
@@ -197,7 +209,7 @@ async def revoke_api_key(
     key_id: str,
     request: Request,
     body: StatusChange | None = Body(None),
-    principal: Principal = Depends(account_principal),
+    principal: Principal = Depends(issuer_filtering_principal),
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Revoke a key (final): it never verifies again."""
@@ -211,7 +223,7 @@ async def rotate_api_key(
     key_id: str,
     request: Request,
     body: RotateApiKey | None = Body(None),
-    principal: Principal = Depends(account_principal),
+    principal: Principal = Depends(issuer_filtering_principal),
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Give a key a new secret, returned in this response only (optional grace for the old one)."""

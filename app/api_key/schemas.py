@@ -46,10 +46,21 @@ FutureMs = Annotated[TimestampMs, AfterValidator(_future)]
 ImportedSecret = Annotated[str, StringConstraints(min_length=32, max_length=256, pattern=r"^[\x21-\x7e]+$")]
 
 
+def _unique(value: list[str]) -> list[str]:
+    return list(dict.fromkeys(value))
+
+
+IssuerRef = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
 class Restrictions(StrictModel):
     scopes: ScopeList = Field(default_factory=list)
     # Callers outside these addresses/ranges get 403 even with the right secret. Absent: anywhere.
     ip_allowlist: Annotated[list[Network], Field(max_length=100)] | None = None
+    # Account keys only: a delegated admin of these issuers of the account (see README, API keys).
+    # Absent: the whole account.
+    issuer_ids: Annotated[list[IssuerRef], Field(min_length=1, max_length=100),
+                          AfterValidator(_unique)] | None = None
 
 
 class CreateApiKey(StrictModel):
@@ -181,6 +192,8 @@ class CallerAccount(BaseModel):
     account_id: str
     org_id: str | None = None
     scopes: list[str]
+    # Present for an issuer-limited key (a delegated admin of these issuers only).
+    issuer_ids: list[str] | None = None
 
 
 class CallerOrganization(BaseModel):

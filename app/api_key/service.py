@@ -23,6 +23,7 @@ from app.core.pagination import PageParams, paginate
 from app.core.scopes import within
 from app.events.service import record
 from app.models.api_key import ApiKey
+from app.models.issuer import Issuer
 from app.models.organization import Organization
 from app.runtime.invalidation import publish
 
@@ -113,6 +114,35 @@ def check_account_key_scopes(scopes: list[str], auth: Principal) -> None:
                                field="restrictions.scopes", code="scope_not_allowed")
 
 
+async def check_account_key_issuers(session: AsyncSession, account_id: str, issuer_ids: list[str] | None,
+                                    auth: Principal) -> None:
+    """`restrictions.issuer_ids` names issuers of this account, and an issuer-limited caller only
+    makes keys limited to (some of) its own issuers: never a whole-account key, never another's."""
+    field = "restrictions.issuer_ids"
+    if auth.issuer_ids is not None:
+        if not issuer_ids:
+            raise ValidationFailed("A key limited to issuers can only create keys limited to its issuers",
+                                   field=field, code="issuer_not_allowed")
+        outside = [i for i in issuer_ids if i not in auth.issuer_ids]
+        if outside:
+            raise ValidationFailed(f"Issuers beyond the caller's own: {', '.join(outside[:5])}",
+                                   field=field, code="issuer_not_allowed")
+    if not issuer_ids:
+        return
+    found = set((await session.scalars(select(Issuer.id).where(
+        Issuer.account_id == account_id, Issuer.id.in_(issuer_ids), Issuer.status != "deleted"))).all())
+    unknown = [i for i in issuer_ids if i not in found]
+    if unknown:
+        raise ValidationFailed(f"Not issuers of this account: {', '.join(unknown[:5])}", field=field,
+                               code="unknown_issuer")
+
+
+def check_org_key_restrictions(restrictions: dict[str, Any]) -> None:
+    if "issuer_ids" in restrictions:
+        raise ValidationFailed("An organization key is limited to its organization: issuer_ids applies "
+                               "to account keys only", field="restrictions.issuer_ids", code="not_allowed")
+
+
 def check_org_key_scopes(scopes: list[str], org: Organization) -> None:
     """An organization key's scopes must lie within what the organization may grant."""
     granted = list(org.scopes or [])
@@ -128,6 +158,7 @@ async def create_account_key(session: AsyncSession, *, account_id: str, account_
                              issuer_id: str, body: CreateApiKey, auth: Principal) -> tuple[ApiKey, str]:
     restrictions = _restrictions(body.restrictions)
     check_account_key_scopes(restrictions.get("scopes", []), auth)
+    await check_account_key_issuers(session, account_id, restrictions.get("issuer_ids"), auth)
     return await create_api_key(
         session, account_id=account_id, owner_kind="account", issuer_id=issuer_id,
         org_id=account_org_id, name=body.name, restrictions=restrictions, auth=auth,
@@ -140,6 +171,7 @@ async def create_org_key(session: AsyncSession, *, org: Organization, body: Crea
     if org.status != "active":
         raise Conflict("The organization is not active: it cannot be given new keys")
     restrictions = _restrictions(body.restrictions)
+    check_org_key_restrictions(restrictions)
     check_org_key_scopes(restrictions.get("scopes", []), org)
     return await create_api_key(
         session, account_id=org.account_id, owner_kind="organization", issuer_id=org.issuer_id,
@@ -148,14 +180,26 @@ async def create_org_key(session: AsyncSession, *, org: Organization, body: Crea
         metadata=body.metadata, key_type=body.type, secret=body.secret)
 
 
-async def get_key(session: AsyncSession, *, account_id: str, key_id: str, for_update: bool = False
-                  ) -> ApiKey:
-    """A key of this account (account or organization key); another account's id is a 404."""
+def within_issuers(key: ApiKey, issuer_ids: tuple[str, ...] | None) -> bool:
+    """Whether an issuer-limited caller may see the key: an organization key of one of its issuers,
+    or an account key itself limited to some of them (None: the caller sees every key)."""
+    if issuer_ids is None:
+        return True
+    if key.owner_kind == "organization":
+        return key.issuer_id in issuer_ids
+    limited = (key.restrictions or {}).get("issuer_ids")
+    return bool(limited) and isinstance(limited, list) and all(i in issuer_ids for i in limited)
+
+
+async def get_key(session: AsyncSession, *, account_id: str, key_id: str, for_update: bool = False,
+                  issuer_ids: tuple[str, ...] | None = None) -> ApiKey:
+    """A key of this account (account or organization key); another account's id is a 404, and so
+    is a key beyond an issuer-limited caller's issuers (`issuer_ids`, see `within_issuers`)."""
     stmt = select(ApiKey).where(ApiKey.id == key_id, ApiKey.account_id == account_id)
     if for_update:
         stmt = stmt.with_for_update()
     key = await session.scalar(stmt)
-    if key is None:
+    if key is None or not within_issuers(key, issuer_ids):
         raise NotFound("API key")
     return key
 
@@ -210,9 +254,14 @@ class KeyFilters:
 
 
 async def list_keys(session: AsyncSession, *, account_id: str, filters: KeyFilters, params: PageParams,
-                    owner_kind: str, org_id: str | None = None, issuer_id: str | None = None
-                    ) -> tuple[list[ApiKey], bool, str | None]:
+                    owner_kind: str, org_id: str | None = None, issuer_id: str | None = None,
+                    issuer_ids: tuple[str, ...] | None = None) -> tuple[list[ApiKey], bool, str | None]:
     stmt = select(ApiKey).where(ApiKey.account_id == account_id, ApiKey.owner_kind == owner_kind)
+    if issuer_ids is not None:
+        # An issuer-limited caller lists the account keys limited within its issuers (within_issuers).
+        limited = ApiKey.restrictions["issuer_ids"]
+        stmt = stmt.where(func.jsonb_typeof(limited) == "array", func.jsonb_array_length(limited) > 0,
+                          limited.op("<@")(func.jsonb_build_array(*issuer_ids)))
     if org_id is not None:
         stmt = stmt.where(ApiKey.org_id == org_id)
     if issuer_id is not None:
@@ -243,11 +292,13 @@ async def update_key(session: AsyncSession, key: ApiKey, body: UpdateApiKey, aut
         restrictions = _restrictions(body.restrictions) if body.restrictions is not None else {}
         scopes = restrictions.get("scopes", [])
         if key.owner_kind == "organization":
+            check_org_key_restrictions(restrictions)
             org = await _owning_org(session, key)
             if org is not None:
                 check_org_key_scopes(scopes, org)
         else:
             check_account_key_scopes(scopes, auth)
+            await check_account_key_issuers(session, key.account_id, restrictions.get("issuer_ids"), auth)
         key.restrictions = restrictions
     for field in ("name", "description", "expires_at"):
         if field in changes:

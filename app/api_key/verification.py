@@ -253,6 +253,16 @@ def _effective_scopes(r: asyncpg.Record, restrictions: dict[str, Any]) -> tuple[
     return tuple(scopes)
 
 
+def _issuer_limit(row: KeyRow) -> tuple[str, ...] | None:
+    """An account key's `restrictions.issuer_ids` (a delegated admin), carried by its Principal and
+    so by its cache entry; a change to the key is published and drops the entry."""
+    if row.owner_kind != "account" or "issuer_ids" not in row.restrictions:
+        return None
+    ids = row.restrictions["issuer_ids"]
+    # A malformed stored value limits the key to nothing rather than to the whole account.
+    return tuple(i for i in ids if isinstance(i, str)) if isinstance(ids, list) else ()
+
+
 def verified_event_template(principal: Principal) -> tuple[Any, ...]:
     org = not principal.account_level
     return event_row(
@@ -271,8 +281,11 @@ def caller_identity(principal: Principal) -> dict[str, object]:
     if principal.user_id:
         identity["user_id"] = principal.user_id
     if principal.account_level:
-        identity["accounts"] = [{"account_id": principal.account_id, "org_id": principal.org_id,
-                                 "scopes": list(principal.scopes)}]
+        account: dict[str, object] = {"account_id": principal.account_id, "org_id": principal.org_id,
+                                      "scopes": list(principal.scopes)}
+        if principal.issuer_ids is not None:
+            account["issuer_ids"] = list(principal.issuer_ids)
+        identity["accounts"] = [account]
     else:
         identity["issuer_id"] = principal.issuer_id
         # A user token may carry several organizations (Principal.extra["organizations"]).
@@ -469,7 +482,8 @@ class KeyVerifier:
 
         principal = Principal(
             type="api_key", account_id=row.account_id, account_level=row.owner_kind == "account",
-            scopes=row.scopes, key_id=row.key_id, org_id=row.org_id, issuer_id=row.issuer_id)
+            scopes=row.scopes, key_id=row.key_id, org_id=row.org_id, issuer_id=row.issuer_id,
+            issuer_ids=_issuer_limit(row))
         entry = CachedKey(
             key_id=row.key_id, account_id=row.account_id, org_id=row.org_id, issuer_id=row.issuer_id,
             mac=mac, secret_hash=verified_hash, principal=principal, me_body=identity_body(principal),

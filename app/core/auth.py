@@ -31,6 +31,12 @@ class Principal:
     issuer_id: str | None = None
     user_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # An account key's `restrictions.issuer_ids`: the delegated admin of these issuers only.
+    # None: the whole account (see `check_issuer_limit`).
+    issuer_ids: tuple[str, ...] | None = None
+
+    def sees_issuer(self, issuer_id: str) -> bool:
+        return self.issuer_ids is None or issuer_id in self.issuer_ids
 
     def event_auth(self) -> dict[str, Any]:
         """How the trail records who did something."""
@@ -108,15 +114,54 @@ async def current_principal(request: Request) -> Principal:
     return await authenticate(request)
 
 
-async def account_principal(
+async def _account_caller(
     account_id: str = Path(..., max_length=64),
     principal: Principal = Depends(current_principal),
 ) -> Principal:
-    """The caller, checked to act for the account in the path. Another account's id is a 404."""
     if principal.account_id != account_id:
         raise NotFound("account")
     if not principal.account_level:
         raise Forbidden("This credential cannot manage the account")
+    return principal
+
+
+def check_issuer_limit(request: Request, principal: Principal, *, filters_issuers: bool = False) -> None:
+    """The one rule of issuer-limited account keys (`restrictions.issuer_ids`, a delegated admin).
+
+    Under `/issuers/{issuer_id}` another issuer of the account is a 404, as another tenant's is.
+    Every other account-level route is refused (403) unless it declares that it filters what it
+    answers to `principal.issuer_ids` itself (`filters_issuers`, e.g. the issuers list): resources
+    that span issuers (account keys, webhooks, domains, events, usage, creating issuers) are the
+    whole account's, and a route added later is refused until it says otherwise.
+    """
+    if principal.issuer_ids is None:
+        return
+    issuer_id = request.path_params.get("issuer_id")
+    if issuer_id is not None:
+        if issuer_id not in principal.issuer_ids:
+            raise NotFound("issuer")
+        return
+    if not filters_issuers:
+        raise Forbidden("This API key is limited to some issuers: it cannot use account-level routes")
+
+
+async def account_principal(
+    request: Request,
+    principal: Principal = Depends(_account_caller),
+) -> Principal:
+    """The caller, checked to act for the account in the path (another account's id is a 404) and,
+    for an issuer-limited key, for the issuer in the path (see `check_issuer_limit`)."""
+    check_issuer_limit(request, principal)
+    return principal
+
+
+async def issuer_filtering_principal(
+    request: Request,
+    principal: Principal = Depends(_account_caller),
+) -> Principal:
+    """As `account_principal`, for a route that answers an issuer-limited key with what lies
+    within its issuers only (it filters or 404s the rest itself)."""
+    check_issuer_limit(request, principal, filters_issuers=True)
     return principal
 
 
@@ -125,10 +170,14 @@ def require_scope(principal: Principal, resource: str, action: str) -> None:
         raise InsufficientScope(f"The credential lacks the scope {resource}:{action}")
 
 
-def scoped(resource: str, action: str) -> Callable[..., Awaitable[Principal]]:
-    """Dependency: the account caller, holding `resource:action` (grammar of §4.6)."""
+def scoped(resource: str, action: str, *, filters_issuers: bool = False
+           ) -> Callable[..., Awaitable[Principal]]:
+    """Dependency: the account caller, holding `resource:action` (grammar of §4.6).
 
-    async def dependency(principal: Principal = Depends(account_principal)) -> Principal:
+    `filters_issuers`: the route answers an issuer-limited key with its own issuers only."""
+
+    async def dependency(request: Request, principal: Principal = Depends(_account_caller)) -> Principal:
+        check_issuer_limit(request, principal, filters_issuers=filters_issuers)
         require_scope(principal, resource, action)
         return principal
 

@@ -35,13 +35,13 @@ async def list_issuers(
     access_mode: str | None = Query(None, max_length=32),
     readiness: str | None = Query(None, max_length=32),
     params: PageParams = Depends(page_params),
-    _: Principal = Depends(scoped("issuers", "read")),
+    principal: Principal = Depends(scoped("issuers", "read", filters_issuers=True)),
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
-    """The account's issuers, newest first."""
+    """The account's issuers, newest first (an issuer-limited key's own issuers only)."""
     rows, has_more, cursor = await service.list_issuers(
         session, account_id=account_id, params=params, q=q, status=status, access_mode=access_mode,
-        readiness=readiness)
+        readiness=readiness, only=principal.issuer_ids)
     return envelopes.page([IssuerListItem.of_counts(i, n, m) for i, n, m in rows], has_more=has_more,
                           next_cursor=cursor)
 

@@ -50,11 +50,15 @@ def _active_clients_subquery() -> Any:
 
 
 async def list_issuers(session: AsyncSession, *, account_id: str, params: PageParams, q: str | None,
-                       status: str | None, access_mode: str | None, readiness: str | None
+                       status: str | None, access_mode: str | None, readiness: str | None,
+                       only: tuple[str, ...] | None = None
                        ) -> tuple[list[tuple[Issuer, int, tuple[int, int]]], bool, str | None]:
-    """Issuers with their active client count and (auth methods, enabled auth methods)."""
+    """Issuers with their active client count and (auth methods, enabled auth methods); `only`:
+    these issuers (an issuer-limited key's), None: all of the account's."""
     active_clients = _active_clients_subquery()
     stmt = select(Issuer).where(Issuer.account_id == account_id)
+    if only is not None:
+        stmt = stmt.where(Issuer.id.in_(only))
     stmt = stmt.where(Issuer.status == status) if status else stmt.where(Issuer.status != "deleted")
     if q:
         pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
