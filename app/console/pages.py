@@ -84,15 +84,14 @@ def org_url(issuer_id: str, org_id: str) -> str:
     return f"/console/issuers/{issuer_id}/organizations/{org_id}"
 
 
-async def issuer_options(session: AsyncSession, account_id: str) -> list[tuple[str, str]]:
-    rows = (
-        await session.scalars(
-            select(Issuer)
-            .where(Issuer.account_id == account_id, Issuer.status != "deleted")
-            .order_by(Issuer.id.desc())
-            .limit(200)
-        )
-    ).all()
+async def issuer_options(
+    session: AsyncSession, account_id: str, only: tuple[str, ...] | None = None
+) -> list[tuple[str, str]]:
+    """The account's issuers to choose from (`only`: a delegated admin's issuers)."""
+    stmt = select(Issuer).where(Issuer.account_id == account_id, Issuer.status != "deleted")
+    if only is not None:
+        stmt = stmt.where(Issuer.id.in_(only))
+    rows = (await session.scalars(stmt.order_by(Issuer.id.desc()).limit(200))).all()
     return [(i.id, f"{i.name} ({i.id})") for i in rows]
 
 
@@ -100,9 +99,11 @@ async def chosen_issuer(
     request: Request, operator: Operator, session: AsyncSession
 ) -> tuple[str | None, list[tuple[str, str]]]:
     """The `issuer` query parameter (checked to be the account's), else the newest issuer."""
-    options = await issuer_options(session, operator.account_id)
+    options = await issuer_options(session, operator.account_id, operator.issuer_ids)
     wanted = q(request, "issuer", 64)
     if wanted:
+        if operator.issuer_ids is not None and wanted not in operator.issuer_ids:
+            raise NotFound("issuer")
         await get_issuer_in_account(session, operator.account_id, wanted)
         return wanted, options
     return (options[0][0] if options else None), options
@@ -135,6 +136,7 @@ async def issuers(request: Request, operator: Operator = OP) -> Response:
             status=q(request, "status", 32),
             access_mode=None,
             readiness=None,
+            only=operator.issuer_ids,
         )
 
     rows, _, cursor = await read(request, load)
@@ -143,7 +145,7 @@ async def issuers(request: Request, operator: Operator = OP) -> Response:
         "list.html",
         operator=operator,
         title="Issuers",
-        new_url="/console/issuers/new" if operator.can("issuers", "write") else None,
+        new_url="/console/issuers/new" if operator.can_create_issuers else None,
         new_label="New issuer",
         columns=[
             ("Name", "name"),

@@ -168,8 +168,55 @@ class Operator:
     def csrf(self) -> str:
         return self.session.csrf
 
+    @property
+    def issuer_ids(self) -> tuple[str, ...] | None:
+        """The issuers of a delegated admin (an issuer-limited key); None: the whole account."""
+        return self.principal.issuer_ids
+
     def can(self, resource: str, action: str = "read") -> bool:
+        """The key's scopes allow it; a delegated admin has no account-wide resources at all."""
+        if self.issuer_ids is not None and not _within_issuers(resource):
+            return False
         return has_access(self.principal.scopes, resource, action)
+
+    @property
+    def can_create_issuers(self) -> bool:
+        return self.issuer_ids is None and self.can("issuers", "write")
+
+
+def _within_issuers(resource: str) -> bool:
+    return resource == "issuers" or resource.startswith("issuers.")
+
+
+# What a delegated admin may open outside `/console/issuers/{issuer_id}/…`: the lists, which show
+# its issuers only (see `chosen_issuer` and the issuers page). Every other account-level page is
+# refused, as the API refuses account-level routes (app.core.auth.check_issuer_limit).
+DELEGATED_LIST_PAGES = frozenset(
+    {"/console", "/console/issuers", "/console/organizations", "/console/users", "/console/agents",
+     "/console/sign-out"}
+)
+
+
+def check_issuer_limit(request: Request, operator: Operator) -> None:
+    """The console's side of issuer-limited keys: another issuer's URL is a not-found page (as
+    another account's object is), an account-level page a refusal; nothing is changed."""
+    allowed = operator.issuer_ids
+    if allowed is None:
+        return
+    issuer_id = request.path_params.get("issuer_id")
+    if issuer_id is not None:
+        if issuer_id not in allowed:
+            raise ConsoleRefusal(404, "Not found", "Issuer not found. It does not exist in this account.",
+                                 operator=operator)
+        return
+    if request.url.path.rstrip("/") not in DELEGATED_LIST_PAGES:
+        raise ConsoleRefusal(
+            403,
+            "Not allowed",
+            "The API key of this session administers some issuers only: account-wide pages are not "
+            "available to it. Nothing was changed.",
+            operator=operator,
+        )
 
 
 class ConsoleRefusal(Exception):
@@ -266,7 +313,9 @@ async def current_operator(request: Request) -> Operator:
             sign_in=True,
             end_session=True,
         )
-    return Operator(principal=principal, session=sess)
+    operator = Operator(principal=principal, session=sess)
+    check_issuer_limit(request, operator)
+    return operator
 
 
 async def check_csrf(request: Request, operator: Operator) -> dict[str, str]:
