@@ -115,6 +115,13 @@ class Walker:
         return await self.follow(await self.http.get(urljoin(str(page.url), unescape(found.group(1)))),
                                  username=username)
 
+    async def via_source(self, source_id: str, username: str, **extra: str) -> httpx.Response:
+        """Straight to an upstream's start (as a link to it would), with this request's return."""
+        page = await self.login_page(**extra)
+        start = f"{self.base}/{self.down.issuer_id}/login/federated/{source_id}?" + urlencode(
+            {"return": unescape(form_fields(page.text)["return"])})
+        return await self.follow(await self.http.get(start), username=username)
+
     async def via_email(self, email: str, username: str, **extra: str) -> httpx.Response:
         page = await self.login_page(**extra)
         assert 'id="sso-form"' in page.text, page.text
