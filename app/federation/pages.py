@@ -31,6 +31,7 @@ from app.federation import client
 from app.hosted import flow
 from app.hosted.pages import (
     REDIRECT_HEADERS,
+    _not_found,
     after_first_factor,
     client_ip,
     link_cookie_name,
@@ -114,10 +115,6 @@ async def _failed(session: AsyncSession, keys: KeySet, source_id: str, ip: str, 
                  subject=({"type": "user", "id": user_id} if user_id
                           else {"type": "issuer", "id": keys.issuer_id}),
                  data=data, auth=flow.event_auth(None, keys.issuer_id, ip))
-
-
-def _not_found() -> Response:
-    return message_page("Not found", "This sign-in address does not exist.", status_code=404)
 
 
 @router.get("/{issuer_id}/login/federated/{source_id}", include_in_schema=False)

@@ -6,7 +6,6 @@ refusals (another organization's user, an unverified domain) changing nothing.""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
 import asyncpg
 import httpx
@@ -27,18 +26,7 @@ from tests.federation.helpers import (
 )
 from tests.fixtures.server import LiveServer
 from tests.hosted.helpers import Browser
-from tests.oidc.helpers import PASSWORD, OidcSetup, make_setup
-
-
-@pytest.fixture
-async def down(admin: AuthPIAdmin) -> OidcSetup:
-    return await make_setup(admin)
-
-
-@pytest.fixture
-async def http(live_server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=30) as c:
-        yield c
+from tests.oidc.helpers import PASSWORD, OidcSetup
 
 
 async def verify_domain(app: FastAPI, admin: AuthPIAdmin, monkeypatch: pytest.MonkeyPatch,

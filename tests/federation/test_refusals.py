@@ -5,8 +5,6 @@ against the same fake: GitHub (user and emails API) and Microsoft (its email nev
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import asyncpg
 import httpx
 import pytest
@@ -16,18 +14,7 @@ from tests.conftest import AccountCredentials
 from tests.federation.fake_upstream import Fake, fake, fake_server  # noqa: F401
 from tests.federation.helpers import Walker, events_of, snapshot
 from tests.fixtures.server import LiveServer
-from tests.oidc.helpers import OidcSetup, make_setup
-
-
-@pytest.fixture
-async def down(admin: AuthPIAdmin) -> OidcSetup:
-    return await make_setup(admin)
-
-
-@pytest.fixture
-async def http(live_server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=30) as c:
-        yield c
+from tests.oidc.helpers import OidcSetup
 
 
 async def method(admin: AuthPIAdmin, down: OidcSetup, fake: Fake, type: str = "oidc",  # noqa: F811

@@ -4,28 +4,14 @@ nothing."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import asyncpg
 import httpx
-import pytest
 from authpi_admin import AuthPIAdmin
 
 from tests.conftest import AccountCredentials
 from tests.federation.helpers import Walker, events_of, snapshot, social_method, upstream_user
 from tests.fixtures.server import LiveServer
-from tests.oidc.helpers import PASSWORD, OidcSetup, make_setup
-
-
-@pytest.fixture
-async def down(admin: AuthPIAdmin) -> OidcSetup:
-    return await make_setup(admin)
-
-
-@pytest.fixture
-async def http(live_server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=30) as c:
-        yield c
+from tests.oidc.helpers import PASSWORD, OidcSetup
 
 
 class TestSocialSignIn:
