@@ -11,7 +11,7 @@ from authpi_admin import AuthPIAdmin
 from tests.conftest import AccountCredentials
 from tests.federation.helpers import Walker, events_of, snapshot, social_method, upstream_user
 from tests.fixtures.server import LiveServer
-from tests.oidc.helpers import PASSWORD, OidcSetup
+from tests.oidc.helpers import PASSWORD, OidcSetup, make_setup
 
 
 class TestSocialSignIn:
@@ -104,3 +104,27 @@ class TestSocialSignIn:
         page = await Walker(http, base, down).via_button(down.username)
         assert "Link your account" in page.text
         assert await snapshot(pg, account.account_id, down.issuer_id) == before
+
+    async def test_a_deleted_user_lets_its_identity_go_and_another_issuers_method_is_not_reachable(
+            self, admin: AuthPIAdmin, account: AccountCredentials, live_server: LiveServer, down: OidcSetup,
+            http: httpx.AsyncClient, pg: asyncpg.Pool) -> None:
+        base = live_server.url
+        method_id, up = await social_method(admin, base, down)
+        await upstream_user(admin, up, "grace@hopper.example", verified=True)
+        walker = Walker(http, base, down)
+        first = await walker.tokens(await walker.via_button("grace@hopper.example"))
+        await admin.issuer(down.issuer_id).users.delete(first["sub"])
+        left = await pg.fetchval("SELECT count(*) FROM federated_identities WHERE user_id = $1", first["sub"])
+        assert left == 0
+        async with httpx.AsyncClient(timeout=30) as other:
+            again = Walker(other, base, down)
+            second = await again.tokens(await again.via_button("grace@hopper.example"))
+        assert second["sub"] != first["sub"]
+        # The method belongs to its issuer: under another issuer's path it does not exist.
+        elsewhere = await make_setup(admin)
+        async with httpx.AsyncClient(timeout=30) as stranger:
+            page = await Walker(stranger, base, elsewhere).via_source(method_id, "grace@hopper.example")
+        assert page.status_code == 404
+        assert await snapshot(pg, account.account_id, elsewhere.issuer_id) == {
+            "users": 1, "federated_identities": 0, "memberships": 1, "login_sessions": 0,
+            "authorization_codes": 0}
