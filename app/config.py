@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_NAMESERVER = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[^\s,:\[\]]+)(:\d{1,5})?$")
 
 
 class Settings(BaseSettings):
@@ -64,7 +68,10 @@ class Settings(BaseSettings):
     # A 429 for too many failed attempts is sent after this delay, so a flooding client that
     # retries at once takes a small share of the server (sleeping costs nothing).
     auth_throttle_delay_seconds: float = 0.5
+    # Also lifts the same rules for the URLs federation fetches (upstream discovery, JWKS, tokens).
     webhooks_allow_private: bool = False
+    # Resolvers for domain verification (TXT lookups): comma-separated host[:port]; empty: the system's.
+    dns_nameservers: str = ""
     # Run the webhook relay inside `authpi serve` (set false when running `authpi worker` apart).
     webhooks_relay_enabled: bool = True
     # Webhook delivery: per-attempt HTTP timeout; relay batches run in parallel (one DB connection each)
@@ -84,6 +91,14 @@ class Settings(BaseSettings):
     # the client), or the proxies are named by CIDR (the client is the rightmost hop not in them).
     trust_proxy_headers: bool = False
     trusted_proxies: str = ""
+
+    @field_validator("dns_nameservers")
+    @classmethod
+    def _nameservers(cls, value: str) -> str:
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            if not _NAMESERVER.match(item):
+                raise ValueError(f"{item!r} is not host[:port]")
+        return value
 
     def resolved_public_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")

@@ -24,17 +24,22 @@ READ = scoped("issuers", "read")
 WRITE = scoped("issuers", "write")
 
 
+def _public(request: Request) -> str:
+    return str(request.app.state.settings.resolved_public_url())
+
+
 @router.get(METHODS, response_model=Page[AuthMethodOut])
 async def list_auth_methods(
     account_id: str,
     issuer_id: str,
+    request: Request,
     _: Principal = Depends(READ),
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Every auth method of the issuer (a short list: one page)."""
     await get_issuer_in_account(session, account_id, issuer_id)
     rows = await service.list_methods(session, account_id=account_id, issuer_id=issuer_id)
-    return envelopes.page([AuthMethodOut.of(m) for m in rows])
+    return envelopes.page([AuthMethodOut.of(m, _public(request)) for m in rows])
 
 
 @router.post(METHODS, status_code=201, response_model=Obj[AuthMethodOut])
@@ -48,8 +53,9 @@ async def create_auth_method(
 ) -> JSONResponse:
     """Add a sign-in method; first-party types exist at most once per issuer."""
     issuer = await get_issuer_in_account(session, account_id, issuer_id)
-    m = await service.create_method(session, issuer, body, principal, request.app.state.secret_key)
-    return envelopes.created(AuthMethodOut.of(m))
+    m = await service.create_method(session, issuer, body, principal, request.app.state.secret_key,
+                                   allow_private=request.app.state.settings.webhooks_allow_private)
+    return envelopes.created(AuthMethodOut.of(m, _public(request)))
 
 
 @router.get(METHOD, response_model=Obj[AuthMethodOut])
@@ -57,13 +63,14 @@ async def get_auth_method(
     account_id: str,
     issuer_id: str,
     method_id: str,
+    request: Request,
     _: Principal = Depends(READ),
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """One auth method."""
     await get_issuer_in_account(session, account_id, issuer_id)
     m = await service.get_method(session, account_id=account_id, issuer_id=issuer_id, method_id=method_id)
-    return envelopes.obj(AuthMethodOut.of(m))
+    return envelopes.obj(AuthMethodOut.of(m, _public(request)))
 
 
 @router.patch(METHOD, response_model=Obj[AuthMethodOut])
@@ -81,8 +88,9 @@ async def update_auth_method(
     m = await service.get_method(session, account_id=account_id, issuer_id=issuer_id,
                                  method_id=method_id, for_update=True)
     check_if_match(request, m.version)
-    m = await service.update_method(session, m, body, principal, request.app.state.secret_key)
-    return envelopes.obj(AuthMethodOut.of(m))
+    m = await service.update_method(session, m, body, principal, request.app.state.secret_key,
+                                   allow_private=request.app.state.settings.webhooks_allow_private)
+    return envelopes.obj(AuthMethodOut.of(m, _public(request)))
 
 
 @router.delete(METHOD, status_code=204)

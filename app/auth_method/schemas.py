@@ -2,7 +2,8 @@
 
 The SDK fixes no shape, so this server's is: `{id, issuer_id, type, name, enabled, settings,
 metadata, created_at, updated_at}`. An upstream IdP's `settings.client_secret` is accepted on
-create/update, stored encrypted and never returned: responses show `client_secret_set` instead.
+create/update, stored encrypted and never returned: responses show `client_secret_set` instead, and
+the read-only `settings.redirect_uri` to register at the upstream.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pydantic import Field, StrictBool
 
 from app.core.responses import JsonDict, ResponseModel, with_fields
 from app.core.validation import JsonObject, Metadata, Name, StrictModel
+from app.identity.providers import RUNNABLE_TYPES, redirect_uri
 from app.models.auth_method import IssuerAuthMethod
 
 # First-party methods exist at most once per issuer; upstream identity providers may repeat
@@ -54,8 +56,11 @@ class AuthMethodOut(ResponseModel):
     updated_at: int | None
 
     @classmethod
-    def of(cls, row: IssuerAuthMethod) -> Self:
+    def of(cls, row: IssuerAuthMethod, public_url: str) -> Self:
         settings = dict(row.settings or {})
         if row.type in PROVIDER_TYPES:
             settings[f"{SECRET_SETTING}_set"] = row.secret_encrypted is not None
+        if row.type in RUNNABLE_TYPES:
+            # Read-only: what to register at the upstream as the redirect URI.
+            settings["redirect_uri"] = redirect_uri(public_url, row.issuer_id, row.id)
         return cls.model_validate(with_fields(row, settings=settings))

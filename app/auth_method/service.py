@@ -19,6 +19,7 @@ from app.core.crypto import encrypt
 from app.core.errors import Conflict, NotFound, ValidationFailed
 from app.core.ids import new_id, now_ms
 from app.events.service import record
+from app.identity import providers
 from app.models.auth_method import IssuerAuthMethod
 from app.models.issuer import Issuer
 
@@ -35,9 +36,17 @@ async def _event(session: AsyncSession, m: IssuerAuthMethod, type: str, auth: Pr
                  subject={"type": "auth_method", "id": m.id}, data=data, auth=auth)
 
 
-def _set_settings(m: IssuerAuthMethod, settings: dict[str, Any], server_key: str) -> None:
-    """Store settings; an upstream IdP's client secret goes to its own encrypted column."""
+async def _set_settings(m: IssuerAuthMethod, settings: dict[str, Any], server_key: str, *,
+                        allow_private: bool) -> None:
+    """Store settings; an upstream IdP's client secret goes to its own encrypted column. An upstream
+    IdP's settings are checked (and one the server cannot run is refused while enabled)."""
     settings = dict(settings)
+    if m.type in PROVIDER_TYPES:
+        has_secret = m.secret_encrypted is not None or isinstance(settings.get(SECRET_SETTING), str)
+        checked = await providers.validate(m.type, settings, enabled=m.enabled,
+                                           allow_private=allow_private, has_secret=has_secret)
+        settings = {**checked,
+                    **({SECRET_SETTING: settings[SECRET_SETTING]} if SECRET_SETTING in settings else {})}
     secret = settings.pop(SECRET_SETTING, None)
     settings.pop(f"{SECRET_SETTING}_set", None)  # an echoed response field, not input
     if secret is not None:
@@ -72,7 +81,7 @@ async def list_methods(session: AsyncSession, *, account_id: str, issuer_id: str
 
 
 async def create_method(session: AsyncSession, issuer: Issuer, body: AuthMethodCreate, auth: Principal,
-                        server_key: str) -> IssuerAuthMethod:
+                        server_key: str, *, allow_private: bool = False) -> IssuerAuthMethod:
     # Lock the issuer row: concurrent creates must not both pass the singleton and cap checks.
     await session.execute(select(Issuer.id).where(Issuer.id == issuer.id).with_for_update())
     existing = await list_methods(session, account_id=issuer.account_id, issuer_id=issuer.id)
@@ -83,7 +92,7 @@ async def create_method(session: AsyncSession, issuer: Issuer, body: AuthMethodC
     m = IssuerAuthMethod(id=new_id("am"), account_id=issuer.account_id, issuer_id=issuer.id,
                          type=body.type, name=body.name, enabled=body.enabled,
                          metadata_=body.metadata or {}, created_at=now_ms())
-    _set_settings(m, body.settings or {}, server_key)
+    await _set_settings(m, body.settings or {}, server_key, allow_private=allow_private)
     session.add(m)
     await session.flush()
     await _event(session, m, "issuer.auth-method.created", auth, {"type": m.type, "enabled": m.enabled})
@@ -91,17 +100,22 @@ async def create_method(session: AsyncSession, issuer: Issuer, body: AuthMethodC
 
 
 async def update_method(session: AsyncSession, m: IssuerAuthMethod, body: AuthMethodUpdate,
-                        auth: Principal, server_key: str) -> IssuerAuthMethod:
+                        auth: Principal, server_key: str, *, allow_private: bool = False) -> IssuerAuthMethod:
     changes = body.model_dump(exclude_unset=True)
     for field, value in changes.items():
         if field == "settings":
-            _set_settings(m, value or {}, server_key)
+            continue
         elif field == "metadata":
             m.metadata_ = value or {}
         elif field == "enabled":
             m.enabled = True if value is None else value
         else:
             setattr(m, field, value)
+    if "settings" in changes or (m.type in PROVIDER_TYPES and "enabled" in changes):
+        # Settings are checked against the enabled state they will have (enabling an upstream
+        # checks the settings it already has).
+        await _set_settings(m, changes.get("settings") or ({} if "settings" in changes else m.settings),
+                            server_key, allow_private=allow_private)
     _touch(m)
     await session.flush()
     await _event(session, m, "issuer.auth-method.updated", auth,

@@ -37,7 +37,7 @@ from app.issuer.dependencies import get_issuer_in_account
 from app.models.organization import Organization
 from app.organization import service as org_service
 from app.organization import sso
-from app.organization.dns import resolve_txt
+from app.organization.dns import resolver_for
 from app.session import service as session_service
 from app.user import devices as device_service
 from app.user import service as user_service
@@ -204,7 +204,8 @@ async def domain_action(
         if verb == "remove":
             await sso.remove_domain(s, org, row, operator.principal)
             return f"Domain {domain} removed."
-        resolver = getattr(request.app.state, "txt_resolver", None) or resolve_txt
+        resolver = getattr(request.app.state, "txt_resolver", None) or resolver_for(
+        request.app.state.settings.dns_nameservers)
         result = await sso.verify_domain(s, org, row, resolver, operator.principal)
         return (
             f"Domain {domain} verified."

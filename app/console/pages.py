@@ -374,8 +374,8 @@ async def toggle_auth_method(
         )
         body = AuthMethodUpdate(enabled=verb == "enable")
         return await method_service.update_method(
-            s, m, body, operator.principal, request.app.state.secret_key
-        )
+            s, m, body, operator.principal, request.app.state.secret_key,
+            allow_private=request.app.state.settings.webhooks_allow_private)
 
     result = await run(request, act)
     flash = result.message if isinstance(result, FormErrors) else f"Sign-in method {result.type} {verb}d."

@@ -15,7 +15,7 @@ from app.core.responses import Obj, Page
 from app.core.session import db_session
 from app.domain import service
 from app.domain.schemas import DomainAdd, DomainAssign
-from app.organization.dns import resolve_txt
+from app.organization.dns import resolver_for
 
 router = APIRouter(tags=["domains"])
 
@@ -27,7 +27,8 @@ WRITE = scoped("domains", "write")
 
 def _resolver(request: Request) -> service.TxtResolver:
     # Tests (and deployments with their own DNS) put a resolver on app.state.
-    return getattr(request.app.state, "txt_resolver", None) or resolve_txt
+    return getattr(request.app.state, "txt_resolver", None) or resolver_for(
+        request.app.state.settings.dns_nameservers)
 
 
 @router.get(DOMAINS, response_model=Page[AccountDomain])

@@ -19,6 +19,7 @@ from app.hosted import flow
 from app.hosted.branding import load_brand
 from app.hosted.i18n import choose_locale, translator
 from app.hosted.policy import ACR_1FA, ACR_PHR, Policy, load_policy, requested_acr
+from app.identity import service as identities
 from app.models.user import User
 from app.models.user_verifier import UserVerifier
 from app.oidc.errors import NO_STORE
@@ -34,6 +35,7 @@ from app.oidc.pages import (
     same_origin,
     session_cookie_name,
     set_cookie,
+    sign_return,
 )
 from app.oidc.runtime import get_runtime, key_set
 from app.session.service import SESSION_TTL_MS
@@ -95,9 +97,71 @@ def _needs_passkey(params: list[tuple[str, str]]) -> bool:
     return requested_acr(param(params, "acr_values")) == ACR_PHR
 
 
+def link_cookie_name(issuer_id: str) -> str:
+    """The browser's pending link of an upstream identity, waiting for its own sign-in."""
+    return f"authpi_link_{issuer_id}"
+
+
+async def sso_refusal(session: AsyncSession, request: Request, keys: KeySet, user: User,
+                      params: list[tuple[str, str]], ip: str, method: str,
+                      via_org: str | None = None) -> Response | None:
+    """A user of an organization with `sso_only` signs in through that organization's connection
+    only: any other method is refused, saying so (and nothing is created)."""
+    org = await identities.sso_only_organization(session, user)
+    if org is None or org.id == via_org:
+        return None
+    await record(session, type="user.verification.failed", account_id=keys.account_id,
+                 issuer_id=keys.issuer_id, user_id=user.id, subject={"type": "user", "id": user.id},
+                 data={"method": method, "reason": "sso_required", "org_id": org.id, "ip": ip},
+                 auth=flow.event_auth(None, keys.issuer_id, ip))
+    ctx = await page_context(session, request, keys, params)
+    t = ctx["t"]
+    return render("message.html", 403, title=t("sign_in_error"), is_error=True,
+                  message=t("sso_required", name=org.name or org.id),
+                  action_url=f"/{keys.issuer_id}/login/federated/{org.id}?"
+                             + urlencode({"return": sign_return(request.app.state.secret_key,
+                                                                keys.issuer_id, params)}),
+                  action_label=t("continue_sso"), **ctx)
+
+
+async def link_pending_identity(session: AsyncSession, request: Request, keys: KeySet, user: User
+                                ) -> bool:
+    """The user just proved this account with its own sign-in: link the upstream identity that was
+    waiting in this browser (`user.sso.linked`). True when one was linked."""
+    pending = await flow.find_pending(session, request.app.state.secret_key, keys.issuer_id,
+                                      request.cookies.get(link_cookie_name(keys.issuer_id)), ("link",))
+    if pending is None:
+        return False
+    data = pending.data
+    await flow.drop_pending(session, pending)
+    assertion = identities.Assertion(subject=str(data["subject"]), email=data.get("email"),
+                                     email_verified=False)
+    if await identities.find_identity(session, account_id=keys.account_id, issuer_id=keys.issuer_id,
+                                      source_id=str(data["source_id"]), subject=assertion.subject):
+        return False
+    await identities.link(session, user, source_type=str(data["source_type"]),
+                          source_id=str(data["source_id"]), assertion=assertion, via="own_sign_in")
+    return True
+
+
 async def after_password(session: AsyncSession, request: Request, keys: KeySet, user: User,
                          return_to: str, params: list[tuple[str, str]], ip: str) -> Response:
-    """The password was right: finish the sign-in, or ask for (or enrol) the second factor."""
+    """The password was right: refuse it for an `sso_only` organization's user; link an upstream
+    identity waiting for this proof; then finish as after any first factor."""
+    refused = await sso_refusal(session, request, keys, user, params, ip, "password")
+    if refused is not None:
+        return refused
+    linked = await link_pending_identity(session, request, keys, user)
+    response = await after_first_factor(session, request, keys, user, return_to, params, ip, ["pwd"])
+    if linked:
+        clear_cookie(response, request, link_cookie_name(keys.issuer_id), keys.issuer_id)
+    return response
+
+
+async def after_first_factor(session: AsyncSession, request: Request, keys: KeySet, user: User,
+                             return_to: str, params: list[tuple[str, str]], ip: str,
+                             methods: list[str]) -> Response:
+    """The first factor was right: finish the sign-in, or ask for (or enrol) the second factor."""
     issuer_id = keys.issuer_id
     server_key = request.app.state.secret_key
     policy = await load_policy(session, keys.account_id, issuer_id, user.id)
@@ -110,14 +174,14 @@ async def after_password(session: AsyncSession, request: Request, keys: KeySet, 
                                          request.cookies.get(flow.device_cookie_name(issuer_id)))
     if not needs or device is not None:
         _, cookie = await flow.start_session(session, request, account_id=keys.account_id,
-                                             issuer_id=issuer_id, user_id=user.id, methods=["pwd"], ip=ip,
+                                             issuer_id=issuer_id, user_id=user.id, methods=methods, ip=ip,
                                              trusted_device=device.id if device else None)
         return session_response(request, issuer_id, authorize_target(issuer_id, params), cookie)
     usable = policy.passkeys if _needs_passkey(params) else (policy.totp or policy.passkeys)
     stage = "second_factor" if usable else "enrol"
     _, cookie = await flow.create_pending(session, server_key, account_id=keys.account_id,
                                           issuer_id=issuer_id, user_id=user.id, stage=stage,
-                                          methods=["pwd"], return_to=return_to)
+                                          methods=methods, return_to=return_to)
     response = _redirect(f"/{issuer_id}/login/{'second-factor' if usable else 'enrol'}")
     set_cookie(response, request, flow.pending_cookie_name(issuer_id), cookie, issuer_id,
                max_age=flow.PENDING_TTL_MS // 1000)

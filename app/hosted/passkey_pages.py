@@ -21,6 +21,7 @@ from app.hosted.pages import (
     client_ip,
     page_context,
     session_response,
+    sso_refusal,
 )
 from app.hosted.policy import disabled_methods, load_policy
 from app.models.user import User
@@ -163,6 +164,10 @@ async def passkey_sign_in(issuer_id: str, request: Request) -> Response:
         if not isinstance(result, str):
             verifier, methods = result
             user = await load_active_user(session, keys.account_id, issuer_id, verifier.user_id)
+        if user is not None:
+            refused = await sso_refusal(session, request, keys, user, params, ip, "passkey")
+            if refused is not None:
+                return refused
         if user is None:
             failed = message_page(t("sign_in_error"), t("passkey_failed"), status_code=401, **ctx)
         else:

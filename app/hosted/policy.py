@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.identity.providers import RUNNABLE_TYPES
 from app.models.auth_method import IssuerAuthMethod
 from app.models.issuer import Issuer
 from app.models.membership import Membership
@@ -51,6 +52,25 @@ async def disabled_methods(session: AsyncSession, account_id: str, issuer_id: st
         IssuerAuthMethod.account_id == account_id, IssuerAuthMethod.issuer_id == issuer_id,
         IssuerAuthMethod.enabled.is_(False)))
     return set(rows.all())
+
+
+async def upstream_buttons(session: AsyncSession, account_id: str, issuer_id: str) -> list[tuple[str, str]]:
+    """(method id, label) of each enabled upstream identity provider: one button each."""
+    columns = (IssuerAuthMethod.id, IssuerAuthMethod.type, IssuerAuthMethod.name)
+    rows = await session.execute(select(*columns).where(
+        IssuerAuthMethod.account_id == account_id, IssuerAuthMethod.issuer_id == issuer_id,
+        IssuerAuthMethod.enabled.is_(True), IssuerAuthMethod.type.in_(RUNNABLE_TYPES)
+    ).order_by(IssuerAuthMethod.id))
+    labels = {"google": "Google", "microsoft": "Microsoft", "github": "GitHub", "oidc": "OpenID Connect"}
+    return [(id, name or labels[type]) for id, type, name in rows.all()]
+
+
+async def has_sso(session: AsyncSession, account_id: str, issuer_id: str) -> bool:
+    """Does any organization of the issuer sign its people in through its own connection?"""
+    found = await session.scalar(select(Organization.id).where(
+        Organization.account_id == account_id, Organization.issuer_id == issuer_id,
+        Organization.status == "active", Organization.sso.contains({"enabled": True})).limit(1))
+    return found is not None
 
 
 async def mfa_required(session: AsyncSession, account_id: str, issuer_id: str, user_id: str) -> bool:

@@ -32,3 +32,6 @@ class Organization(Base, Timestamps, StatusFields):
     # The SSO connection secret (argon2id), shown once by sso/rotate-secret (revision 0202).
     sso_secret_hash: Mapped[str | None] = mapped_column(Text, nullable=True)
     sso_secret_rotated_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # The OIDC connection's client secret (sso.connection.client_secret on input), AES-GCM under the
+    # server key with the organization id as associated data; never returned.
+    sso_client_secret_encrypted: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import struct
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 TXT = 16
@@ -113,3 +114,41 @@ async def resolve_txt(name: str, *, nameserver: tuple[str, int] | None = None,
     finally:
         transport.close()
     return parse_txt_answers(packet, query_id)
+
+
+def parse_nameservers(value: str) -> list[tuple[str, int]]:
+    """`AUTHPI_DNS_NAMESERVERS`: comma-separated `host[:port]` (IPv6 as `[addr]:port`)."""
+    out = []
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        if item.startswith("["):
+            host, _, rest = item[1:].partition("]")
+            port = rest[1:] if rest.startswith(":") else ""
+        elif item.count(":") == 1:
+            host, _, port = item.partition(":")
+        else:
+            host, port = item, ""
+        if not host or (port and not port.isdigit()) or not 0 < int(port or 53) < 65536:
+            raise ValueError(f"AUTHPI_DNS_NAMESERVERS: {item!r} is not host[:port]")
+        out.append((host, int(port or 53)))
+    return out
+
+
+def resolver_for(nameservers: str) -> Callable[[str], Awaitable[list[str]]]:
+    """A TXT resolver asking the configured nameservers in turn (the system's when none)."""
+    servers = parse_nameservers(nameservers or "")
+
+    async def resolve(name: str) -> list[str]:
+        if not servers:
+            return await resolve_txt(name)
+        error: DnsError | None = None
+        for server in servers:
+            try:
+                return await resolve_txt(name, nameserver=server)
+            except (DnsError, OSError) as exc:
+                error = DnsError(str(exc))
+        assert error is not None
+        raise error
+
+    return resolve

@@ -17,7 +17,7 @@ from app.core.responses import Obj, Page
 from app.core.session import db_session
 from app.issuer.dependencies import get_issuer_in_account
 from app.organization import service, sso
-from app.organization.dns import resolve_txt
+from app.organization.dns import resolver_for
 from app.organization.schemas import (
     DomainAdd,
     OrganizationCreate,
@@ -31,6 +31,17 @@ router = APIRouter(tags=["organizations"])
 ORGS = "/accounts/{account_id}/issuers/{issuer_id}/organizations"
 READ = scoped("issuers.organizations", "read")
 WRITE = scoped("issuers.organizations", "write")
+
+
+def _public(request: Request) -> str:
+    return str(request.app.state.settings.resolved_public_url())
+
+
+def _sso_options(request: Request) -> dict[str, Any]:
+    """What checking an SSO connection needs: the key that encrypts its secret, and whether its URLs
+    may be private (AUTHPI_WEBHOOKS_ALLOW_PRIVATE)."""
+    return {"server_key": request.app.state.secret_key,
+            "allow_private": request.app.state.settings.webhooks_allow_private}
 
 
 def parse_flag(name: str, value: str | None) -> bool | None:
@@ -64,6 +75,7 @@ class OrganizationFilters:
 async def list_organizations(
     account_id: str,
     issuer_id: str,
+    request: Request,
     filters: OrganizationFilters = Depends(),
     params: PageParams = Depends(page_params),
     _: Principal = Depends(READ),
@@ -73,7 +85,7 @@ async def list_organizations(
     await get_issuer_in_account(session, account_id, issuer_id)
     rows, has_more, cursor = await service.list_organizations(
         session, account_id=account_id, issuer_id=issuer_id, params=params, filters=filters.values)
-    return envelopes.page([OrganizationListItem.of(o) for o in rows], has_more=has_more,
+    return envelopes.page([OrganizationListItem.of(o, _public(request)) for o in rows], has_more=has_more,
                           next_cursor=cursor)
 
 
@@ -82,14 +94,15 @@ async def create_organization(
     account_id: str,
     issuer_id: str,
     body: OrganizationCreate,
+    request: Request,
     principal: Principal = Depends(WRITE),
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Create an organization (a tenant) in the issuer."""
     await get_issuer_in_account(session, account_id, issuer_id)
     org = await service.create_organization(session, account_id=account_id, issuer_id=issuer_id,
-                                            body=body, auth=principal)
-    return envelopes.created(OrganizationOut.of(org))
+                                            body=body, auth=principal, **_sso_options(request))
+    return envelopes.created(OrganizationOut.of(org, _public(request)))
 
 
 @router.get(ORGS + "/{org_id}", response_model=Obj[OrganizationOut])
@@ -97,12 +110,13 @@ async def get_organization(
     account_id: str,
     issuer_id: str,
     org_id: str,
+    request: Request,
     _: Principal = Depends(READ),
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """One organization."""
     org = await service.resolve_organization(session, account_id, issuer_id, org_id)
-    return envelopes.obj(OrganizationOut.of(org))
+    return envelopes.obj(OrganizationOut.of(org, _public(request)))
 
 
 @router.patch(ORGS + "/{org_id}", response_model=Obj[OrganizationOut])
@@ -118,8 +132,8 @@ async def update_organization(
     """Change an organization; status moves between active and suspended."""
     org = await service.resolve_organization(session, account_id, issuer_id, org_id, for_update=True)
     check_if_match(request, org.version)
-    org = await service.update_organization(session, org, body, principal)
-    return envelopes.obj(OrganizationOut.of(org))
+    org = await service.update_organization(session, org, body, principal, **_sso_options(request))
+    return envelopes.obj(OrganizationOut.of(org, _public(request)))
 
 
 @router.delete(ORGS + "/{org_id}", status_code=204)
@@ -187,7 +201,8 @@ async def verify_sso_domain(
     org = await service.resolve_organization(session, account_id, issuer_id, org_id)
     row = await sso.get_domain(session, org, domain, for_update=True)
     check_if_match(request, row.version)
-    resolver = getattr(request.app.state, "txt_resolver", None) or resolve_txt
+    resolver = getattr(request.app.state, "txt_resolver", None) or resolver_for(
+        request.app.state.settings.dns_nameservers)
     result = await sso.verify_domain(session, org, row, resolver, principal)
     return envelopes.obj(sso.DomainVerification(**result))
 

@@ -17,6 +17,7 @@ from app.core.validation import (
     StrictModel,
     Url,
 )
+from app.identity.providers import redirect_uri
 from app.models.organization import Organization
 
 OrgType = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_\-]*$")]
@@ -97,9 +98,10 @@ class OrganizationOut(ResponseModel):
     custom_fields: dict[str, Any] | None = None
 
     @classmethod
-    def of(cls, row: Organization) -> Self:
+    def of(cls, row: Organization, public_url: str) -> Self:
         profile = row.profile or {}
-        return cls.model_validate(with_fields(row, **{name: profile.get(name) for name in PROFILE_FIELDS}))
+        return cls.model_validate(with_fields(row, sso=sso_view(row, public_url),
+                                              **{name: profile.get(name) for name in PROFILE_FIELDS}))
 
 
 class OrganizationListItem(ResponseModel):
@@ -117,6 +119,21 @@ class OrganizationListItem(ResponseModel):
     default_member_scopes: StrList
     created_at: int
     updated_at: int | None
+
+    @classmethod
+    def of(cls, row: Organization, public_url: str) -> Self:
+        return cls.model_validate(with_fields(row, sso=sso_view(row, public_url)))
+
+
+def sso_view(org: Organization, public_url: str) -> dict[str, Any]:
+    """The stored `sso` with, for an OIDC connection, the read-only `redirect_uri` to register at the
+    organization's IdP and whether a client secret is set (never the secret)."""
+    sso = dict(org.sso or {})
+    connection = sso.get("connection")
+    if isinstance(connection, dict) and connection.get("type") == "oidc":
+        sso["connection"] = {**connection, "client_secret_set": org.sso_client_secret_encrypted is not None,
+                             "redirect_uri": redirect_uri(public_url, org.issuer_id, org.id)}
+    return sso
 
 
 class DomainAdd(StrictModel):

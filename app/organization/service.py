@@ -8,10 +8,12 @@ from sqlalchemy import Select, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.auth import Principal
-from app.core.errors import NotFound
+from app.core.crypto import encrypt
+from app.core.errors import NotFound, ValidationFailed
 from app.core.ids import new_id, now_ms
 from app.core.pagination import PageParams, paginate
 from app.events.service import record
+from app.identity.providers import validate_sso
 from app.issuer.dependencies import get_issuer_in_account
 from app.models.base import Timestamps
 from app.models.organization import Organization
@@ -74,26 +76,63 @@ def _apply(org: Organization, changes: dict[str, Any]) -> None:
     org.profile = profile
 
 
+async def _check_sso(org: Organization, changes: dict[str, Any], server_key: str | None,
+                     allow_private: bool) -> None:
+    """Check a new `sso` (422 for a connection the server cannot run) and keep its client secret
+    encrypted in its own column, never in the JSON."""
+    if changes.get("sso") is None:
+        return
+    stored, secret = await validate_sso(changes["sso"], allow_private=allow_private,
+                                        has_secret=org.sso_client_secret_encrypted is not None)
+    if secret is not None:
+        if server_key is None:
+            raise ValidationFailed("the connection secret cannot be set here", field="sso.connection")
+        org.sso_client_secret_encrypted = encrypt(server_key, secret.encode(), org.id.encode())
+    changes["sso"] = stored
+
+
+async def _sso_events(session: AsyncSession, org: Organization, before: dict[str, Any],
+                      auth: Principal) -> None:
+    after = org.sso or {}
+    if after == before:
+        return
+    was, now = before.get("enabled") is True, after.get("enabled") is True
+    kind = ("organization.sso.enabled" if now and not was else "organization.sso.disabled" if was and not now
+            else "organization.sso.updated")
+    connection = after.get("connection") or {}
+    await record(session, type=kind, account_id=org.account_id, issuer_id=org.issuer_id, org_id=org.id,
+                 subject=subject(org), auth=auth,
+                 data={"enabled": now, "sso_only": after.get("sso_only") is True,
+                       "connection_type": connection.get("type")})
+
+
 async def create_organization(session: AsyncSession, *, account_id: str, issuer_id: str,
-                              body: OrganizationCreate, auth: Principal) -> Organization:
+                              body: OrganizationCreate, auth: Principal, server_key: str | None = None,
+                              allow_private: bool = False) -> Organization:
     org = Organization(id=new_id("org"), account_id=account_id, issuer_id=issuer_id,
                        status="active", org_type=body.org_type, created_at=now_ms(),
                        invitation_enabled=True, profile={}, metadata_={}, scopes=[],
                        default_member_scopes=[], security={}, sso={})
-    _apply(org, body.model_dump(exclude_unset=True, exclude={"org_type"}))
+    changes = body.model_dump(exclude_unset=True, exclude={"org_type"})
+    await _check_sso(org, changes, server_key, allow_private)
+    _apply(org, changes)
     session.add(org)
     await session.flush()
     await record(session, type="organization.created", account_id=account_id, issuer_id=issuer_id,
                  org_id=org.id, subject=subject(org), data={"name": org.name}, auth=auth)
+    await _sso_events(session, org, {}, auth)
     return org
 
 
 async def update_organization(session: AsyncSession, org: Organization, body: OrganizationUpdate,
-                              auth: Principal) -> Organization:
+                              auth: Principal, server_key: str | None = None,
+                              allow_private: bool = False) -> Organization:
     changes = body.model_dump(exclude_unset=True)
     new_status = changes.pop("status", None)
     reason = changes.pop("status_reason", None)
     old_scopes = list(org.scopes)
+    old_sso = dict(org.sso or {})
+    await _check_sso(org, changes, server_key, allow_private)
     _apply(org, changes)
     status_changed = new_status is not None and new_status != org.status
     if status_changed:
@@ -112,6 +151,7 @@ async def update_organization(session: AsyncSession, org: Organization, body: Or
     if status_changed:
         event = "organization.suspended" if new_status == "suspended" else "organization.reactivated"
         await record(session, type=event, data={"status": new_status, "reason": reason}, **common)
+    await _sso_events(session, org, old_sso, auth)
     if status_changed or ("scopes" in changes and list(org.scopes) != old_scopes):
         # Organization keys' cached verifications carry the org's status and scopes.
         await publish(session, "org", org.id)

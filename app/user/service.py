@@ -16,6 +16,7 @@ from app.core.ids import new_id, now_ms
 from app.core.pagination import PageParams, paginate
 from app.events.service import record
 from app.issuer.dependencies import get_issuer_in_account
+from app.models.federated_identity import FederatedIdentity
 from app.models.membership import Membership
 from app.models.personal_token import PersonalToken
 from app.models.trusted_device import TrustedDevice
@@ -222,6 +223,9 @@ async def delete_user(session: AsyncSession, user: User, auth: Principal) -> Non
                                                       TrustedDevice.account_id == user.account_id))
     await session.execute(delete(PersonalToken).where(PersonalToken.user_id == user.id,
                                                       PersonalToken.account_id == user.account_id))
+    # Its upstream identities let go: a later sign-in through them starts afresh.
+    await session.execute(delete(FederatedIdentity).where(FederatedIdentity.user_id == user.id,
+                                                          FederatedIdentity.account_id == user.account_id))
     await session.flush()
     await _event(session, user, "user.deleted", auth, {"memberships_removed": len(memberships)})
     for membership in memberships:

@@ -83,6 +83,15 @@ class PinnedTransport(httpx.AsyncHTTPTransport):
             http1=True, http2=False, network_backend=PinnedBackend(resolve))
 
 
+def guarded_transport(*, allow_private: bool, ssl_context: ssl.SSLContext | None = None,
+                      max_connections: int = 16) -> PinnedTransport:
+    """An httpx transport under the private-address rules (lifted by allow_private): for any
+    tenant-supplied URL the server fetches (webhooks, and federation's discovery, JWKS, tokens)."""
+    return PinnedTransport(resolve=None if allow_private else resolve_public,
+                           ssl_context=ssl_context or ssl.create_default_context(),
+                           max_connections=max_connections, max_keepalive=max_connections)
+
+
 class Client:
     """POSTs with no redirects, no proxies from the environment, and bounded response bodies."""
 
@@ -135,4 +144,5 @@ class Client:
         await self._http.aclose()
 
 
-__all__ = ["Client", "HttpError", "PinnedBackend", "PinnedTransport", "Response", "UnsafeTarget"]
+__all__ = ["Client", "HttpError", "PinnedBackend", "PinnedTransport", "Response", "UnsafeTarget",
+           "guarded_transport"]

@@ -43,16 +43,20 @@ class TestCreateAuthMethod:
         # Upstream providers may repeat.
         for name in ("Okta", "Entra"):
             await admin.issuer(issuer_id).auth_methods.create(
-                {"type": "oidc", "name": name, "settings": {"issuer": "https://idp.example"}})
+                {"type": "oidc", "name": name, "enabled": False,
+                 "settings": {"issuer": "https://idp.example"}})
 
     async def test_client_secret_is_encrypted_and_never_returned(self, admin: AuthPIAdmin,
                                                                  account: AccountCredentials,
                                                                  issuer_id: str, pg: asyncpg.Pool):
         secret = "upstream-client-secret-value-123"
         m = await admin.issuer(issuer_id).auth_methods.create(
-            {"type": "oidc", "settings": {"client_id": "abc", "client_secret": secret}})
+            {"type": "oidc", "settings": {"client_id": "abc", "client_secret": secret,
+                                          "issuer": "https://idp.example"}})
         data = m.model_dump()
-        assert data["settings"] == {"client_id": "abc", "client_secret_set": True}
+        assert data["settings"] == {
+            "client_id": "abc", "issuer": "https://idp.example", "client_secret_set": True,
+            "redirect_uri": f"http://testserver/{issuer_id}/login/federated/{data['id']}/callback"}
         row = await pg.fetchrow("SELECT * FROM issuer_auth_methods WHERE id = $1", data["id"])
         assert secret not in json.dumps(row["settings"])
         assert secret not in row["secret_encrypted"]

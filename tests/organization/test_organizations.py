@@ -107,7 +107,8 @@ class TestListOrganizations:
 
     async def test_boolean_filters(self, admin: AuthPIAdmin, issuer_id: str):
         orgs = admin.issuer(issuer_id).organizations
-        sso = await orgs.create({"name": "sso", "sso": {"enabled": True, "sso_only": True}})
+        sso = await orgs.create({"name": "sso", "sso": {"enabled": True, "sso_only": True, "connection": {
+            "type": "oidc", "issuer": "https://idp.example", "client_id": "c", "client_secret": "s"}}})
         mfa = await orgs.create({"name": "mfa", "security": {"mfa_required": True}})
         closed = await orgs.create({"name": "closed", "invitation_enabled": False})
         plain = await orgs.create({"name": "plain"})

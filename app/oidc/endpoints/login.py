@@ -11,13 +11,15 @@ trail, and a flood on a username from other addresses never locks its holder out
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 
 from app.events.service import record
-from app.hosted.pages import after_password, page_context
-from app.hosted.policy import disabled_methods
+from app.hosted.pages import REDIRECT_HEADERS, after_password, page_context
+from app.hosted.policy import disabled_methods, has_sso, upstream_buttons
+from app.identity.service import sso_organization
 from app.oidc import openapi as docs
 from app.oidc.pages import (
     csrf_cookie_name,
@@ -43,7 +45,11 @@ def _form_page(request: Request, issuer_id: str, return_to: str, ctx: dict[str, 
                error: str | None = None, username: str = "", status_code: int = 200,
                disabled: set[str] | frozenset[str] = frozenset()) -> Response:
     cookie, token, fresh = csrf_pair(request, issuer_id)
+    return_query = urlencode({"return": return_to})
+    upstreams = [(f"/{issuer_id}/login/federated/{id}?{return_query}", ctx["t"]("continue_with", name=label))
+                 for id, label in ctx.get("upstream_methods", [])]
     response = render("login.html", status_code, title=ctx["t"]("sign_in"), action=f"/{issuer_id}/login",
+                      upstreams=upstreams, sso_action=f"/{issuer_id}/login/sso",
                       csrf=token, return_to=return_to, error=error, username=username,
                       show_password="password" not in disabled,
                       show_passkey="passkey" not in disabled and rp_id_for(
@@ -58,8 +64,14 @@ def _form_page(request: Request, issuer_id: str, return_to: str, ctx: dict[str, 
 async def _context(request: Request, keys: KeySet, params: list[tuple[str, str]] | None
                    ) -> tuple[dict[str, Any], set[str]]:
     async with request.app.state.db.sessionmaker() as session:
-        return (await page_context(session, request, keys, params),
-                await disabled_methods(session, keys.account_id, keys.issuer_id))
+        ctx = await page_context(session, request, keys, params)
+        ctx["upstream_methods"] = await upstream_buttons(session, keys.account_id, keys.issuer_id)
+        ctx["show_sso"] = await has_sso(session, keys.account_id, keys.issuer_id)
+        # `org=` naming an organization with SSO: its connection is where the user signs in.
+        org_id = next((v for k, v in params or [] if k == "org"), None)
+        ctx["sso_org"] = (await sso_organization(session, account_id=keys.account_id,
+                                                 issuer_id=keys.issuer_id, org_id=org_id)) if org_id else None
+        return ctx, await disabled_methods(session, keys.account_id, keys.issuer_id)
 
 
 @router.get("/{issuer_id}/login", **docs.LOGIN_PAGE)
@@ -73,6 +85,10 @@ async def login_page(issuer_id: str, request: Request) -> Response:
     ctx, disabled = await _context(request, keys, params)
     if params is None:
         return message_page(ctx["t"]("sign_in_error"), ctx["t"]("link_invalid"), **ctx)
+    if ctx["sso_org"] is not None:
+        return RedirectResponse(f"/{issuer_id}/login/federated/{ctx['sso_org'].id}?"
+                                + urlencode({"return": return_to}), status_code=303,
+                                headers=dict(REDIRECT_HEADERS))
     return _form_page(request, issuer_id, return_to, ctx, username=request.query_params.get("hint", "")[:320],
                       disabled=disabled)
 

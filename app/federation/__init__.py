@@ -1,0 +1,1 @@
+"""Sign-in through upstream identity providers: social methods and organization OIDC connections."""

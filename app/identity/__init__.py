@@ -1,0 +1,1 @@
+"""Upstream identity providers (their configuration) and the federated identities of users."""
