@@ -62,6 +62,8 @@ class OpenIdSettings(StrictModel):
     access_token_ttl: Annotated[int, Field(ge=60, le=86400)] | None = None
     refresh_token_ttl: Annotated[int, Field(ge=300, le=365 * 86400)] | None = None
     default_resources: Annotated[list[Url], Field(max_length=20)] = []
+    # "dynamic" for a client made by RFC 7591 registration (set by the server, never by an admin).
+    registration: Literal["dynamic"] | None = None
 
 
 class ClientSettings(StrictModel):

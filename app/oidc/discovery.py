@@ -6,6 +6,7 @@ from typing import Any
 
 from app.hosted.i18n import CATALOGS
 from app.hosted.policy import ACR_VALUES
+from app.issuer.schemas import REGISTRATION_MODES
 from app.signing_key.service import ID_TOKEN_ALG
 
 STANDARD_SCOPES = ["openid", "profile", "email", "offline_access"]
@@ -15,8 +16,15 @@ CLAIMS = ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr",
 CLIENT_AUTH = ["client_secret_basic", "client_secret_post", "none"]
 
 
-def discovery_document(issuer_url: str, available_scopes: list[str]) -> dict[str, Any]:
-    return {
+def _registration_on(settings: dict[str, Any] | None) -> bool:
+    security = (settings or {}).get("security")
+    return isinstance(security, dict) and security.get("client_registration") in REGISTRATION_MODES
+
+
+def discovery_document(issuer_url: str, available_scopes: list[str],
+                       settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """OpenID Provider metadata; RFC 8414 metadata is the same document (one set of facts)."""
+    doc = {
         "issuer": issuer_url,
         "authorization_endpoint": f"{issuer_url}/authorize",
         "token_endpoint": f"{issuer_url}/token",
@@ -46,3 +54,6 @@ def discovery_document(issuer_url: str, available_scopes: list[str]) -> dict[str
         "authorization_response_iss_parameter_supported": True,
         "require_pushed_authorization_requests": False,
     }
+    if _registration_on(settings):
+        doc["registration_endpoint"] = f"{issuer_url}/register"
+    return doc

@@ -36,8 +36,8 @@ async def purge_expired(db: Any) -> None:
             await session.execute(text(statement), {"cutoff": now - 86_400_000, "now": now})
 
 
-def _render_discovery(issuer_url: str, scopes: list[str]) -> bytes:
-    return json.dumps(discovery_document(issuer_url, scopes)).encode()
+def _render_discovery(issuer_url: str, scopes: list[str], settings: dict[str, Any]) -> bytes:
+    return json.dumps(discovery_document(issuer_url, scopes, settings)).encode()
 
 
 class OidcRuntime:

@@ -21,6 +21,7 @@ SECRET_ANSWERS = {
     ("post", "/v1/accounts/{account_id}/issuers/{issuer_id}/agents/{agent_id}/verifiers"),
     ("post", "/v1/accounts/{account_id}/issuers/{issuer_id}/organizations/{org_id}/sso/rotate-secret"),
     ("post", USER + "/tokens"),
+    ("post", "/{issuer_id}/register"),
     ("post", USER + "/verifiers"),
     ("post", USER + "/verifiers/complete-enrollment"),
     ("post", USER + "/verifiers/{verifier_id}/regenerate"),
