@@ -25,6 +25,8 @@ _PURGE = (
     "DELETE FROM authorization_codes WHERE expires_at < :cutoff",
     "DELETE FROM refresh_tokens WHERE expires_at < :cutoff",
     "DELETE FROM revoked_access_tokens WHERE expires_at < :now",
+    "DELETE FROM device_authorizations WHERE expires_at < :cutoff",
+    "DELETE FROM registration_tokens WHERE expires_at < :cutoff",
 )
 
 

@@ -33,7 +33,7 @@ SECRET_ANSWERS = {
     ("post", "/{issuer_id}/token"),
 }
 HTML_OR_EMPTY = {"/{issuer_id}/authorize", "/{issuer_id}/login", "/{issuer_id}/logout",
-                 "/{issuer_id}/revoke", "/{issuer_id}/jwks.json"}
+                 "/{issuer_id}/revoke", "/{issuer_id}/jwks.json", "/{issuer_id}/device"}
 
 
 @pytest.fixture

@@ -19,7 +19,14 @@ from app.oidc.errors import (
     issuer_not_found,
 )
 from app.oidc.events import metered_occurrence
-from app.oidc.grants import authorization_code, client_credentials, hot, refresh_token, token_exchange
+from app.oidc.grants import (
+    authorization_code,
+    client_credentials,
+    device_code,
+    hot,
+    refresh_token,
+    token_exchange,
+)
 from app.oidc.grants.common import Form
 from app.oidc.runtime import get_runtime, key_set
 from app.signing_key.cache import KeySet
@@ -59,9 +66,19 @@ async def _token_exchange(request: Request, keys: KeySet, form: Form) -> Respons
     return JSONResponse(await token_exchange.exchange(request, keys, creds, form), headers=NO_STORE)
 
 
+async def _device_code(request: Request, keys: KeySet, form: Form) -> Response:
+    client = await authenticate_client(request, keys.issuer_id, form.as_dict())
+    async with request.app.state.db.unit_of_work() as session:
+        result = await device_code.redeem(session, keys, request.app.state.secret_key, client, form)
+    if isinstance(result, OAuthError):  # after the commit of what polling writes
+        raise result
+    return JSONResponse(result, headers=NO_STORE)
+
+
 # Grants beyond RFC 6749's, each answering the whole request (client authentication included).
 EXTENSION_GRANTS: dict[str, Callable[[Request, KeySet, Form], Awaitable[Response]]] = {
     token_exchange.GRANT_TYPE: _token_exchange,
+    device_code.GRANT_TYPE: _device_code,
 }
 
 
