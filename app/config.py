@@ -90,6 +90,15 @@ class Settings(BaseSettings):
     # Client address: the immediate peer is a trusted proxy (its X-Forwarded-For rightmost hop is
     # the client), or the proxies are named by CIDR (the client is the rightmost hop not in them).
     trust_proxy_headers: bool = False
+    # Dynamic client registration (RFC 7591): registrations allowed per client address and issuer
+    # per window, and the lifetime of an initial access token.
+    registration_rate_limit: int = 10
+    registration_window_seconds: int = 3600
+    registration_token_ttl_seconds: int = 86_400
+    # Device authorization grant (RFC 8628): how long a device code lives, and the polling interval
+    # the device is told to keep (slow_down adds 5 s to it).
+    device_code_ttl_seconds: int = 600
+    device_poll_interval_seconds: int = 5
     trusted_proxies: str = ""
 
     @field_validator("dns_nameservers")

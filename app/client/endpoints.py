@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.client import service
+from app.client import registration, service
 from app.client.schemas import (
     ClientCreate,
     ClientCreated,
@@ -19,7 +19,7 @@ from app.core import envelopes
 from app.core.auth import Principal, scoped
 from app.core.etags import check_if_match
 from app.core.pagination import PageParams, page_params
-from app.core.responses import Obj, Page, with_fields
+from app.core.responses import Obj, Page, ResponseModel, with_fields
 from app.core.session import db_session
 from app.issuer.dependencies import get_issuer_in_account
 
@@ -125,3 +125,32 @@ async def rotate_client_secret(
     check_if_match(request, client.version)
     secret = await service.rotate_secret(session, client, principal)
     return envelopes.obj(ClientSecret(secret=secret), etag_ms=client.version)
+
+
+class RegistrationTokenCreated(ResponseModel):
+    """An initial access token for `POST /{issuer}/register` (RFC 7591 §3): single use, shown once."""
+
+    id: str
+    issuer_id: str
+    token: str
+    expires_at: int
+    created_at: int
+
+
+@router.post("/accounts/{account_id}/issuers/{issuer_id}/registration-tokens", status_code=201,
+             response_model=Obj[RegistrationTokenCreated], tags=["clients"])
+async def create_registration_token(
+    account_id: str,
+    issuer_id: str,
+    request: Request,
+    principal: Principal = Depends(scoped("issuers.clients", "write")),
+    session: AsyncSession = Depends(db_session, scope="function"),
+) -> JSONResponse:
+    """An initial access token for dynamic client registration, when the issuer's
+    `settings.security.client_registration` is `"token"`. Single use; the token is shown only here."""
+    issuer = await get_issuer_in_account(session, account_id, issuer_id)
+    ttl = request.app.state.settings.registration_token_ttl_seconds
+    row, raw = await registration.create_registration_token(
+        session, request.app.state.secret_key, issuer, ttl_seconds=ttl, auth=principal)
+    return envelopes.created(RegistrationTokenCreated(id=row.id, issuer_id=row.issuer_id, token=raw,
+                                                      expires_at=row.expires_at, created_at=row.created_at))

@@ -13,7 +13,8 @@ from app.core.scopes import scope_error
 from app.core.validation import Description, Metadata, Name, StrictModel, Url
 from app.models.client import Client
 
-GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", DEVICE_CODE)
 OIDC_SCOPES = frozenset({"openid", "profile", "email", "offline_access"})
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "[::1]", "localhost"})
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.\-]*$")
@@ -47,14 +48,15 @@ def _client_scope(value: str) -> str:
 
 RedirectUri = Annotated[str, StringConstraints(min_length=1, max_length=2048), AfterValidator(_redirect_uri)]
 ClientScope = Annotated[str, StringConstraints(min_length=1, max_length=128), AfterValidator(_client_scope)]
-GrantType = Literal["authorization_code", "refresh_token", "client_credentials"]
+GrantType = Literal["authorization_code", "refresh_token", "client_credentials",
+                    "urn:ietf:params:oauth:grant-type:device_code"]
 ApplicationType = Literal["web", "native", "spa", "service"]
 AuthMethod = Literal["client_secret_basic", "client_secret_post", "none"]
 
 
 class OpenIdSettings(StrictModel):
     application_type: ApplicationType = "web"
-    grant_types: Annotated[list[GrantType], Field(max_length=3)] = ["authorization_code"]
+    grant_types: Annotated[list[GrantType], Field(max_length=4)] = ["authorization_code"]
     redirect_uris: Annotated[list[RedirectUri], Field(max_length=50)] = []
     post_logout_redirect_uris: Annotated[list[RedirectUri], Field(max_length=50)] = []
     token_endpoint_auth_method: AuthMethod | None = None
@@ -62,6 +64,8 @@ class OpenIdSettings(StrictModel):
     access_token_ttl: Annotated[int, Field(ge=60, le=86400)] | None = None
     refresh_token_ttl: Annotated[int, Field(ge=300, le=365 * 86400)] | None = None
     default_resources: Annotated[list[Url], Field(max_length=20)] = []
+    # "dynamic" for a client made by RFC 7591 registration (set by the server, never by an admin).
+    registration: Literal["dynamic"] | None = None
 
 
 class ClientSettings(StrictModel):
@@ -82,8 +86,8 @@ def consistency_error(confidential: bool, settings: ClientSettings) -> tuple[str
         return g, "at least one grant type is required"
     if "authorization_code" in grants and not oid.redirect_uris:
         return "settings.openid.redirect_uris", "the authorization_code grant needs a redirect URI"
-    if "refresh_token" in grants and "authorization_code" not in grants:
-        return g, "the refresh_token grant needs the authorization_code grant"
+    if "refresh_token" in grants and not grants & {"authorization_code", DEVICE_CODE}:
+        return g, "the refresh_token grant needs the authorization_code or device_code grant"
     if "client_credentials" in grants and not confidential:
         return g, "only confidential clients may use client_credentials"
     method = oid.token_endpoint_auth_method

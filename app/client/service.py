@@ -44,14 +44,26 @@ async def _new_secret() -> tuple[str, str]:
     return secret, await asyncio.to_thread(hash_secret, secret)
 
 
-async def create_client(session: AsyncSession, issuer: Issuer, body: ClientCreate, auth: Principal
+def _registration_unchanged(settings: ClientSettings, stored: str | None) -> None:
+    """`settings.openid.registration` is the server's record of how a client was made."""
+    if settings.openid.registration != stored:
+        raise ValidationFailed("settings.openid.registration is set by dynamic registration only",
+                               field="settings.openid.registration")
+
+
+async def create_client(session: AsyncSession, issuer: Issuer, body: ClientCreate,
+                        auth: Principal | dict[str, Any], *, registration: str | None = None
                         ) -> tuple[Client, str | None]:
     _check(body.confidential, body.settings)
+    _registration_unchanged(body.settings, None)
+    stored = settings_to_stored(body.settings)
+    if registration is not None:
+        stored["openid"]["registration"] = registration
     now = now_ms()
     client = Client(
         id=new_id("c"), account_id=issuer.account_id, issuer_id=issuer.id, name=body.name,
         description=body.description, logo_url=body.logo_url, type=body.type,
-        confidential=body.confidential, settings=settings_to_stored(body.settings),
+        confidential=body.confidential, settings=stored,
         metadata_=body.metadata or {}, status="active", status_at=now, created_at=now)
     secret = None
     if body.confidential:
@@ -106,11 +118,13 @@ async def list_clients(session: AsyncSession, issuer: Issuer, params: PageParams
     return await paginate(session, stmt, Client.id, params)
 
 
-async def update_client(session: AsyncSession, client: Client, body: ClientUpdate, auth: Principal
-                        ) -> Client:
+async def update_client(session: AsyncSession, client: Client, body: ClientUpdate,
+                        auth: Principal | dict[str, Any]) -> Client:
     changes = body.model_dump(exclude_unset=True)
     if body.settings is not None:
         _check(client.confidential, body.settings)
+        stored = ((client.settings or {}).get("openid") or {}).get("registration")
+        _registration_unchanged(body.settings, stored)
     for name, value in changes.items():
         if name == "metadata":
             client.metadata_ = value or {}
@@ -123,7 +137,7 @@ async def update_client(session: AsyncSession, client: Client, body: ClientUpdat
             if value != client.status:
                 client.status = value
                 client.status_at = now_ms()
-                client.status_by = auth.actor_id
+                client.status_by = auth.actor_id if isinstance(auth, Principal) else None
         else:
             setattr(client, name, value)
     _bump(client)
@@ -136,7 +150,7 @@ async def update_client(session: AsyncSession, client: Client, body: ClientUpdat
     return client
 
 
-async def delete_client(session: AsyncSession, client: Client, auth: Principal) -> None:
+async def delete_client(session: AsyncSession, client: Client, auth: Principal | dict[str, Any]) -> None:
     """The row stays (events and tokens reference it) but the secret is really deleted."""
     client.status = "deleted"
     client.status_at = now_ms()

@@ -73,7 +73,15 @@ def _same_origin(request: Request) -> bool:
     return same_origin(request, request.app.state.settings.resolved_public_url())
 
 
+# A sign-in started by the device verification page (RFC 8628) carries this first parameter and
+# goes back there instead of to /authorize.
+DEVICE_RETURN = ("_next", "device")
+
+
 def authorize_target(issuer_id: str, params: list[tuple[str, str]]) -> str:
+    """Where a finished sign-in continues: the authorization request, or the device page."""
+    if params and tuple(params[0]) == DEVICE_RETURN:
+        return f"/{issuer_id}/device?" + urlencode(params[1:])
     return f"/{issuer_id}/authorize?" + urlencode(params)
 
 

@@ -13,6 +13,19 @@ from app.models.issuer import Issuer
 IssuerStatus = Literal["active", "inactive", "suspended"]
 
 
+# settings.security.client_registration: dynamic client registration (RFC 7591) is off unless set.
+REGISTRATION_MODES = ("open", "token")
+
+
+def check_registration_setting(settings: dict[str, Any]) -> None:
+    """An issuer settings body's `security.client_registration`: absent, null, "open" or "token"."""
+    security = settings.get("security")
+    if not isinstance(security, dict) or security.get("client_registration") is None:
+        return
+    if security["client_registration"] not in REGISTRATION_MODES:
+        raise ValueError('settings.security.client_registration must be "open", "token" or null')
+
+
 def _check_settings(value: dict[str, Any] | None) -> dict[str, Any] | None:
     if value is None:
         return value
@@ -26,6 +39,7 @@ def _check_settings(value: dict[str, Any] | None) -> dict[str, Any] | None:
     for name in allowed - {"access"}:
         if name in value and value[name] is not None and not isinstance(value[name], dict):
             raise ValueError(f"settings.{name} must be an object")
+    check_registration_setting(value)
     mode = value["access"].get("mode")
     if mode is not None and mode not in ("public", "private", "invite_only"):
         raise ValueError("settings.access.mode must be public, private or invite_only")

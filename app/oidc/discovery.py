@@ -6,6 +6,7 @@ from typing import Any
 
 from app.hosted.i18n import CATALOGS
 from app.hosted.policy import ACR_VALUES
+from app.issuer.schemas import REGISTRATION_MODES
 from app.signing_key.service import ID_TOKEN_ALG
 
 STANDARD_SCOPES = ["openid", "profile", "email", "offline_access"]
@@ -15,8 +16,15 @@ CLAIMS = ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr",
 CLIENT_AUTH = ["client_secret_basic", "client_secret_post", "none"]
 
 
-def discovery_document(issuer_url: str, available_scopes: list[str]) -> dict[str, Any]:
-    return {
+def _registration_on(settings: dict[str, Any] | None) -> bool:
+    security = (settings or {}).get("security")
+    return isinstance(security, dict) and security.get("client_registration") in REGISTRATION_MODES
+
+
+def discovery_document(issuer_url: str, available_scopes: list[str],
+                       settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """OpenID Provider metadata; RFC 8414 metadata is the same document (one set of facts)."""
+    doc = {
         "issuer": issuer_url,
         "authorization_endpoint": f"{issuer_url}/authorize",
         "token_endpoint": f"{issuer_url}/token",
@@ -25,10 +33,13 @@ def discovery_document(issuer_url: str, available_scopes: list[str]) -> dict[str
         "revocation_endpoint": f"{issuer_url}/revoke",
         "introspection_endpoint": f"{issuer_url}/introspect",
         "end_session_endpoint": f"{issuer_url}/logout",
+        "device_authorization_endpoint": f"{issuer_url}/device_authorization",
         "scopes_supported": STANDARD_SCOPES + [s for s in available_scopes if s not in STANDARD_SCOPES],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials",
+                                  "urn:ietf:params:oauth:grant-type:token-exchange",
+                                  "urn:ietf:params:oauth:grant-type:device_code"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": [ID_TOKEN_ALG],
         "token_endpoint_auth_methods_supported": CLIENT_AUTH,
@@ -45,3 +56,6 @@ def discovery_document(issuer_url: str, available_scopes: list[str]) -> dict[str
         "authorization_response_iss_parameter_supported": True,
         "require_pushed_authorization_requests": False,
     }
+    if _registration_on(settings):
+        doc["registration_endpoint"] = f"{issuer_url}/register"
+    return doc

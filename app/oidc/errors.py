@@ -76,6 +76,10 @@ class LoginRequired(OAuthError):
     error = "login_required"
 
 
+class ConsentRequired(OAuthError):
+    error = "consent_required"
+
+
 class UnsupportedResponseType(OAuthError):
     error = "unsupported_response_type"
 

@@ -121,7 +121,11 @@ JWKS: dict[str, Any] = {"responses": {
 TOKEN: dict[str, Any] = {
     "response_model": TokenResponse, "responses": _OAUTH_ERRORS,
     "openapi_extra": _form({"grant_type": {"type": "string", "enum": [
-        "authorization_code", "refresh_token", "client_credentials"]},
+        "authorization_code", "refresh_token", "client_credentials",
+        "urn:ietf:params:oauth:grant-type:token-exchange",
+        "urn:ietf:params:oauth:grant-type:device_code"]},
+        "device_code": _S,
+        "subject_token": _S, "subject_token_type": _S, "requested_token_type": _S,
         "code": _S, "redirect_uri": _S, "code_verifier": _S, "refresh_token": _S, "scope": _S,
         "resource": _S, **_CLIENT}, ["grant_type"])}
 REVOKE: dict[str, Any] = {

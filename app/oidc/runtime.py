@@ -25,6 +25,8 @@ _PURGE = (
     "DELETE FROM authorization_codes WHERE expires_at < :cutoff",
     "DELETE FROM refresh_tokens WHERE expires_at < :cutoff",
     "DELETE FROM revoked_access_tokens WHERE expires_at < :now",
+    "DELETE FROM device_authorizations WHERE expires_at < :cutoff",
+    "DELETE FROM registration_tokens WHERE expires_at < :cutoff",
 )
 
 
@@ -36,8 +38,8 @@ async def purge_expired(db: Any) -> None:
             await session.execute(text(statement), {"cutoff": now - 86_400_000, "now": now})
 
 
-def _render_discovery(issuer_url: str, scopes: list[str]) -> bytes:
-    return json.dumps(discovery_document(issuer_url, scopes)).encode()
+def _render_discovery(issuer_url: str, scopes: list[str], settings: dict[str, Any]) -> bytes:
+    return json.dumps(discovery_document(issuer_url, scopes, settings)).encode()
 
 
 class OidcRuntime:

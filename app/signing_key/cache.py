@@ -31,9 +31,9 @@ from app.signing_key.service import JoseKey
 # Cached key sets are re-read at least this often, so a rotation made by another replica shows up
 # even without a notification; an unknown `kid` also forces a (rate-limited) reload.
 CACHE_TTL_SECONDS = 30.0
-# (issuer url, the issuer's available scopes) -> the discovery document's bytes (the protocol
-# layer renders it; this package knows nothing of OIDC).
-DiscoveryRenderer = Callable[[str, list[str]], bytes]
+# (issuer url, the issuer's available scopes, its settings) -> the discovery document's bytes (the
+# protocol layer renders it; this package knows nothing of OIDC).
+DiscoveryRenderer = Callable[[str, list[str], dict[str, Any]], bytes]
 
 
 @dataclass
@@ -168,7 +168,8 @@ class KeyStore:
                 signers[row.alg] = (row.id, private)
         body = json.dumps({"keys": jwks}, separators=(",", ":")).encode()
         issuer_url = f"{self.public_url}/{issuer_id}"
-        discovery = self.render_discovery(issuer_url, list(issuer.available_scopes or []))
+        discovery = self.render_discovery(issuer_url, list(issuer.available_scopes or []),
+                                          dict(issuer.settings or {}))
         return KeySet(issuer_id=issuer_id, account_id=issuer.account_id, signers=signers,
                       verifiers=verifiers, jwks_body=body, discovery_body=discovery,
                       issuer_url=issuer_url, issuer_name=issuer.name)

@@ -21,6 +21,7 @@ SECRET_ANSWERS = {
     ("post", "/v1/accounts/{account_id}/issuers/{issuer_id}/agents/{agent_id}/verifiers"),
     ("post", "/v1/accounts/{account_id}/issuers/{issuer_id}/organizations/{org_id}/sso/rotate-secret"),
     ("post", USER + "/tokens"),
+    ("post", "/{issuer_id}/register"),
     ("post", USER + "/verifiers"),
     ("post", USER + "/verifiers/complete-enrollment"),
     ("post", USER + "/verifiers/{verifier_id}/regenerate"),
@@ -32,7 +33,7 @@ SECRET_ANSWERS = {
     ("post", "/{issuer_id}/token"),
 }
 HTML_OR_EMPTY = {"/{issuer_id}/authorize", "/{issuer_id}/login", "/{issuer_id}/logout",
-                 "/{issuer_id}/revoke", "/{issuer_id}/jwks.json"}
+                 "/{issuer_id}/revoke", "/{issuer_id}/jwks.json", "/{issuer_id}/device"}
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from app.oidc.client_auth import CachedClient
 from app.oidc.errors import (
     NO_STORE,
     AccessDenied,
+    ConsentRequired,
     InvalidRequest,
     InvalidScope,
     InvalidTarget,
@@ -106,6 +107,10 @@ def _validate(client: CachedClient, params: dict[str, str], resources: list[str]
     prompt = set((params.get("prompt") or "").split())
     if "none" in prompt and len(prompt) > 1:
         raise InvalidRequest("prompt=none cannot be combined with other values")
+    if "none" in prompt and client.registration == "dynamic":
+        # A self-registered client is a third party: it never gets a code without the user's
+        # interaction (there is no consent page yet to have recorded a consent).
+        raise ConsentRequired("prompt=none is not available to dynamically registered clients")
     if "max_age" in params and not (params["max_age"].isdigit() and len(params["max_age"]) < 10):
         raise InvalidRequest("max_age must be a non-negative integer")
     if len(params.get("nonce") or "") > 512:

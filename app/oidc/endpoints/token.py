@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
@@ -9,11 +10,26 @@ from fastapi.responses import JSONResponse, Response
 
 from app.oidc import openapi as docs
 from app.oidc.client_auth import agent_credentials, authenticate_client
-from app.oidc.errors import NO_STORE, InvalidRequest, OAuthError, UnsupportedGrantType, issuer_not_found
+from app.oidc.errors import (
+    NO_STORE,
+    InvalidRequest,
+    OAuthError,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+    issuer_not_found,
+)
 from app.oidc.events import metered_occurrence
-from app.oidc.grants import authorization_code, client_credentials, hot, refresh_token
+from app.oidc.grants import (
+    authorization_code,
+    client_credentials,
+    device_code,
+    hot,
+    refresh_token,
+    token_exchange,
+)
 from app.oidc.grants.common import Form
 from app.oidc.runtime import get_runtime, key_set
+from app.signing_key.cache import KeySet
 
 router = APIRouter()
 MAX_FORM_BYTES = 64 * 1024
@@ -41,6 +57,31 @@ async def read_form(request: Request) -> Form:
     return Form(pairs)
 
 
+async def _token_exchange(request: Request, keys: KeySet, form: Form) -> Response:
+    creds = agent_credentials(request, form.as_dict())
+    if creds is None:
+        # Only agents act for users here; the client must not be a mere relying party.
+        await authenticate_client(request, keys.issuer_id, form.as_dict())
+        raise UnauthorizedClient("Only an agent may exchange a user's token")
+    return JSONResponse(await token_exchange.exchange(request, keys, creds, form), headers=NO_STORE)
+
+
+async def _device_code(request: Request, keys: KeySet, form: Form) -> Response:
+    client = await authenticate_client(request, keys.issuer_id, form.as_dict())
+    async with request.app.state.db.unit_of_work() as session:
+        result = await device_code.redeem(session, keys, request.app.state.secret_key, client, form)
+    if isinstance(result, OAuthError):  # after the commit of what polling writes
+        raise result
+    return JSONResponse(result, headers=NO_STORE)
+
+
+# Grants beyond RFC 6749's, each answering the whole request (client authentication included).
+EXTENSION_GRANTS: dict[str, Callable[[Request, KeySet, Form], Awaitable[Response]]] = {
+    token_exchange.GRANT_TYPE: _token_exchange,
+    device_code.GRANT_TYPE: _device_code,
+}
+
+
 @router.post("/{issuer_id}/token", **docs.TOKEN)
 async def token(issuer_id: str, request: Request) -> Response:
     """The token endpoint."""
@@ -53,6 +94,8 @@ async def token(issuer_id: str, request: Request) -> Response:
         grant_type = form.get("grant_type")
         if not grant_type:
             raise InvalidRequest("grant_type is required")
+        if grant_type in EXTENSION_GRANTS:
+            return await EXTENSION_GRANTS[grant_type](request, keys, form)
         if grant_type not in ("authorization_code", "refresh_token", "client_credentials"):
             raise UnsupportedGrantType(f"Unsupported grant_type {grant_type}")
         if grant_type == "client_credentials":
