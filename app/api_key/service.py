@@ -17,9 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.api_key.schemas import CreateApiKey, Restrictions, RotateApiKey, StatusChange, UpdateApiKey
 from app.core.auth import Principal
 from app.core.crypto import generate_secret, hash_secret, secret_hint
-from app.core.errors import Conflict, NotFound, ValidationFailed
+from app.core.errors import Conflict, ValidationFailed
 from app.core.ids import new_id, now_ms
 from app.core.pagination import PageParams, paginate
+from app.core.rows import one_or_404
 from app.core.scopes import within
 from app.events.service import record
 from app.models.api_key import ApiKey
@@ -152,12 +153,7 @@ async def get_key(session: AsyncSession, *, account_id: str, key_id: str, for_up
                   ) -> ApiKey:
     """A key of this account (account or organization key); another account's id is a 404."""
     stmt = select(ApiKey).where(ApiKey.id == key_id, ApiKey.account_id == account_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    key = await session.scalar(stmt)
-    if key is None:
-        raise NotFound("API key")
-    return key
+    return await one_or_404(session, stmt, "API key", for_update=for_update)
 
 
 async def _owning_org(session: AsyncSession, key: ApiKey) -> Organization | None:
