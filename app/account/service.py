@@ -8,8 +8,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.account.schemas import AUTHPI_ISSUER_ID, AccountUpdate
 from app.api_key.service import create_api_key
 from app.core.auth import Principal
-from app.core.errors import NotFound, ValidationFailed
+from app.core.errors import ValidationFailed
 from app.core.ids import new_id, now_ms
+from app.core.rows import one_or_404
 from app.events.service import record
 from app.models.account import Account
 from app.models.api_key import ApiKey
@@ -35,10 +36,7 @@ async def create_account(session: AsyncSession, name: str) -> tuple[Account, Api
 
 
 async def get_account(session: AsyncSession, account_id: str) -> Account:
-    account = await session.scalar(select(Account).where(Account.id == account_id))
-    if account is None:
-        raise NotFound("account")
-    return account
+    return await one_or_404(session, select(Account).where(Account.id == account_id), "account")
 
 
 async def update_account(session: AsyncSession, account: Account, body: AccountUpdate,

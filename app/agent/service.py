@@ -18,6 +18,7 @@ from app.core.crypto import SecretCheck, check_in_thread, generate_secret, hash_
 from app.core.errors import Conflict, NotFound
 from app.core.ids import new_id, now_ms
 from app.core.pagination import PageParams, paginate
+from app.core.rows import one_or_404
 from app.events.service import record
 from app.models.agent import Agent
 from app.models.agent_verifier import AgentVerifier
@@ -47,12 +48,7 @@ async def get_agent(session: AsyncSession, *, account_id: str, issuer_id: str, a
     """The agent if it lives in this account and issuer and is not deleted; else 404."""
     stmt = select(Agent).where(Agent.id == agent_id, Agent.account_id == account_id,
                                Agent.issuer_id == issuer_id, Agent.status != "deleted")
-    if for_update:
-        stmt = stmt.with_for_update()
-    agent = await session.scalar(stmt)
-    if agent is None:
-        raise NotFound("agent")
-    return agent
+    return await one_or_404(session, stmt, "agent", for_update=for_update)
 
 
 def _apply(agent: Agent, changes: dict[str, Any]) -> None:

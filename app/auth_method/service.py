@@ -16,8 +16,9 @@ from app.auth_method.schemas import (
 )
 from app.core.auth import Principal
 from app.core.crypto import encrypt
-from app.core.errors import Conflict, NotFound, ValidationFailed
+from app.core.errors import Conflict, ValidationFailed
 from app.core.ids import new_id, now_ms
+from app.core.rows import one_or_404
 from app.events.service import record
 from app.identity import providers
 from app.models.auth_method import IssuerAuthMethod
@@ -65,12 +66,7 @@ async def get_method(session: AsyncSession, *, account_id: str, issuer_id: str, 
     stmt = select(IssuerAuthMethod).where(
         IssuerAuthMethod.id == method_id, IssuerAuthMethod.account_id == account_id,
         IssuerAuthMethod.issuer_id == issuer_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    row = await session.scalar(stmt)
-    if row is None:
-        raise NotFound("auth method")
-    return row
+    return await one_or_404(session, stmt, "auth method", for_update=for_update)
 
 
 async def list_methods(session: AsyncSession, *, account_id: str, issuer_id: str) -> list[IssuerAuthMethod]:

@@ -17,9 +17,10 @@ from app.client.schemas import (
 )
 from app.core.auth import Principal
 from app.core.crypto import generate_secret, hash_secret, secret_hint
-from app.core.errors import NotFound, ValidationFailed
+from app.core.errors import ValidationFailed
 from app.core.ids import new_id, now_ms
 from app.core.pagination import PageParams, paginate
+from app.core.rows import one_or_404
 from app.events.service import record
 from app.models.client import Client
 from app.models.issuer import Issuer
@@ -80,12 +81,9 @@ async def create_client(session: AsyncSession, issuer: Issuer, body: ClientCreat
 
 
 async def get_client(session: AsyncSession, issuer: Issuer, client_id: str) -> Client:
-    client = await session.scalar(
-        select(Client).where(Client.id == client_id, Client.issuer_id == issuer.id,
-                             Client.account_id == issuer.account_id, Client.status != "deleted"))
-    if client is None:
-        raise NotFound("client")
-    return client
+    stmt = select(Client).where(Client.id == client_id, Client.issuer_id == issuer.id,
+                                Client.account_id == issuer.account_id, Client.status != "deleted")
+    return await one_or_404(session, stmt, "client")
 
 
 async def list_clients(session: AsyncSession, issuer: Issuer, params: PageParams, *, q: str | None,

@@ -20,6 +20,7 @@ from app.core.auth import Principal
 from app.core.crypto import constant_time_equals
 from app.core.errors import Conflict, NotFound, ValidationFailed
 from app.core.ids import now_ms
+from app.core.rows import one_or_404
 from app.domain.schemas import normalize_host
 from app.events.service import record
 from app.models.account import Account
@@ -46,10 +47,8 @@ async def _event(session: AsyncSession, account: Account, type: str, auth: Princ
 
 
 async def lock_account(session: AsyncSession, account_id: str) -> Account:
-    account = await session.scalar(select(Account).where(Account.id == account_id).with_for_update())
-    if account is None:
-        raise NotFound("account")
-    return account
+    return await one_or_404(session, select(Account).where(Account.id == account_id), "account",
+                            for_update=True)
 
 
 def find(account: Account, host: str) -> tuple[int, dict[str, Any]]:

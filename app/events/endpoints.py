@@ -11,9 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import envelopes
 from app.core.auth import Principal, scoped
-from app.core.errors import NotFound, ValidationFailed
+from app.core.errors import ValidationFailed
 from app.core.pagination import PageParams, page_params, paginate
 from app.core.responses import Obj, Page
+from app.core.rows import one_or_404
 from app.core.session import db_session
 from app.core.validation import MAX_TIMESTAMP_MS
 from app.events.catalog import ALL_EVENT_TYPES
@@ -125,7 +126,6 @@ async def get_event(
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """One event, exactly as webhooks deliver it."""
-    event = await session.scalar(select(Event).where(Event.id == event_id, Event.account_id == account_id))
-    if event is None:
-        raise NotFound("event")
+    stmt = select(Event).where(Event.id == event_id, Event.account_id == account_id)
+    event = await one_or_404(session, stmt, "event")
     return envelopes.obj(EventOut.of(event), etag_ms=event.timestamp)

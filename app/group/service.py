@@ -8,9 +8,10 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.auth import Principal
-from app.core.errors import NotFound, ValidationFailed
+from app.core.errors import ValidationFailed
 from app.core.ids import new_id, now_ms
 from app.core.pagination import PageParams, paginate
+from app.core.rows import one_or_404
 from app.core.scopes import within
 from app.events.service import record
 from app.group.schemas import GroupCreate, GroupUpdate
@@ -42,12 +43,7 @@ async def get_group(session: AsyncSession, org: Organization, group_id: str,
                     for_update: bool = False) -> Group:
     stmt = select(Group).where(Group.id == group_id, Group.org_id == org.id,
                                Group.account_id == org.account_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    group = await session.scalar(stmt)
-    if group is None:
-        raise NotFound("group")
-    return group
+    return await one_or_404(session, stmt, "group", for_update=for_update)
 
 
 async def create_group(session: AsyncSession, org: Organization, body: GroupCreate,

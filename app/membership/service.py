@@ -13,9 +13,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.auth import Principal
-from app.core.errors import Conflict, NotFound, ValidationFailed
+from app.core.errors import Conflict, ValidationFailed
 from app.core.ids import looks_like_id, new_id, now_ms
 from app.core.pagination import PageParams, paginate
+from app.core.rows import one_or_404
 from app.events.service import record
 from app.group.service import check_within_org, existing_group_ids
 from app.membership.schemas import MemberCreate, MemberUpdate
@@ -51,12 +52,7 @@ async def get_membership(session: AsyncSession, org: Organization, member_id: st
                          for_update: bool = False) -> Membership:
     stmt = select(Membership).where(Membership.org_id == org.id, Membership.member_id == member_id,
                                     Membership.account_id == org.account_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    m = await session.scalar(stmt)
-    if m is None:
-        raise NotFound("member")
-    return m
+    return await one_or_404(session, stmt, "member", for_update=for_update)
 
 
 async def create_membership(session: AsyncSession, org: Organization, body: MemberCreate,

@@ -2,20 +2,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, StatusFields, Timestamps, json_list, json_object
+from app.models.base import Base, IssuerOwned, StatusFields, Timestamps, json_list, json_object
 
 
-class Agent(Base, Timestamps, StatusFields):
+class Agent(Base, IssuerOwned, Timestamps, StatusFields):
     """A non-human principal of an issuer (an AI agent); its id is its OAuth client_id."""
 
     __tablename__ = "agents"
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), nullable=False, index=True)
-    issuer_id: Mapped[str] = mapped_column(ForeignKey("issuers.id"), nullable=False, index=True)
     name: Mapped[str] = mapped_column(String(200), nullable=False)
     description: Mapped[str | None] = mapped_column(String(2000), nullable=True)
     model: Mapped[str | None] = mapped_column(String(200), nullable=True)

@@ -5,17 +5,14 @@ from typing import Any
 from sqlalchemy import BigInteger, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, Timestamps, json_object
+from app.models.base import Base, IssuerOwned, Timestamps, json_object
 
 
-class AgentVerifier(Base, Timestamps):
+class AgentVerifier(Base, IssuerOwned, Timestamps):
     """A credential of an agent: a server-generated secret or a blockchain wallet (CAIP-10)."""
 
     __tablename__ = "agent_verifiers"
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), nullable=False, index=True)
-    issuer_id: Mapped[str] = mapped_column(ForeignKey("issuers.id"), nullable=False, index=True)
     agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id"), nullable=False, index=True)
     type: Mapped[str] = mapped_column(String(16), nullable=False)  # secret | wallet
     name: Mapped[str | None] = mapped_column(String(200), nullable=True)

@@ -2,20 +2,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, String, Text
+from sqlalchemy import Boolean, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, Timestamps, json_object
+from app.models.base import Base, IssuerOwned, Timestamps, json_object
 
 
-class IssuerAuthMethod(Base, Timestamps):
+class IssuerAuthMethod(Base, IssuerOwned, Timestamps):
     """A way end users of an issuer sign in (password, email OTP, magic link, an upstream IdP...)."""
 
     __tablename__ = "issuer_auth_methods"
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), nullable=False, index=True)
-    issuer_id: Mapped[str] = mapped_column(ForeignKey("issuers.id"), nullable=False, index=True)
     type: Mapped[str] = mapped_column(String(32), nullable=False)
     name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)

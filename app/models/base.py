@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, MetaData, String
+from sqlalchemy import BigInteger, ForeignKey, MetaData, String
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -53,3 +53,23 @@ class StatusFields:
     status_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     status_reason: Mapped[str | None] = mapped_column(String(1024), nullable=True)
     status_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class IssuerOwned:
+    """A row inside one issuer: its id and the two tenant columns every query of it filters on."""
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), nullable=False, index=True)
+    issuer_id: Mapped[str] = mapped_column(ForeignKey("issuers.id"), nullable=False, index=True)
+
+
+class OrgOwned(IssuerOwned):
+    """A row inside one organization of an issuer."""
+
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), nullable=False, index=True)
+
+
+class UserOwned(IssuerOwned):
+    """A row that belongs to one user of an issuer."""
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), nullable=False, index=True)

@@ -2,18 +2,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, String, Text
+from sqlalchemy import BigInteger, Boolean, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, StatusFields, Timestamps, json_object
+from app.models.base import Base, IssuerOwned, StatusFields, Timestamps, json_object
 
 
-class Client(Base, Timestamps, StatusFields):
+class Client(Base, IssuerOwned, Timestamps, StatusFields):
     __tablename__ = "clients"
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), nullable=False, index=True)
-    issuer_id: Mapped[str] = mapped_column(ForeignKey("issuers.id"), nullable=False, index=True)
     name: Mapped[str] = mapped_column(String(200), nullable=False)
     description: Mapped[str | None] = mapped_column(String(2000), nullable=True)
     logo_url: Mapped[str | None] = mapped_column(String(2048), nullable=True)

@@ -2,19 +2,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, String
+from sqlalchemy import BigInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, Timestamps, json_list, json_object
+from app.models.base import Base, OrgOwned, Timestamps, json_list, json_object
 
 
-class Invitation(Base, Timestamps):
+class Invitation(Base, OrgOwned, Timestamps):
     __tablename__ = "invitations"
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), nullable=False, index=True)
-    issuer_id: Mapped[str] = mapped_column(ForeignKey("issuers.id"), nullable=False, index=True)
-    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), nullable=False, index=True)
     # pending | accepted | declined | revoked | expired
     status: Mapped[str] = mapped_column(String(32), nullable=False, default="pending")
     email_invited: Mapped[str] = mapped_column(String(320), nullable=False)

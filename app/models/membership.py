@@ -2,20 +2,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, String, UniqueConstraint
+from sqlalchemy import BigInteger, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, Timestamps, json_list, json_object
+from app.models.base import Base, OrgOwned, Timestamps, json_list, json_object
 
 
-class Membership(Base, Timestamps):
+class Membership(Base, OrgOwned, Timestamps):
     __tablename__ = "memberships"
     __table_args__ = (UniqueConstraint("org_id", "member_id"),)
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), nullable=False, index=True)
-    issuer_id: Mapped[str] = mapped_column(ForeignKey("issuers.id"), nullable=False, index=True)
-    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), nullable=False, index=True)
     member_id: Mapped[str] = mapped_column(String(40), nullable=False, index=True)
     member_type: Mapped[str] = mapped_column(String(16), nullable=False, default="user")
     status: Mapped[str] = mapped_column(String(32), nullable=False, default="active")

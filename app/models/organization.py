@@ -2,18 +2,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, StatusFields, Timestamps, json_list, json_object
+from app.models.base import Base, IssuerOwned, StatusFields, Timestamps, json_list, json_object
 
 
-class Organization(Base, Timestamps, StatusFields):
+class Organization(Base, IssuerOwned, Timestamps, StatusFields):
     __tablename__ = "organizations"
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), nullable=False, index=True)
-    issuer_id: Mapped[str] = mapped_column(ForeignKey("issuers.id"), nullable=False, index=True)
     name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     description: Mapped[str | None] = mapped_column(String(2000), nullable=True)
     logo_url: Mapped[str | None] = mapped_column(String(2048), nullable=True)

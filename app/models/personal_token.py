@@ -2,21 +2,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, String
+from sqlalchemy import BigInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, StatusFields, Timestamps, json_list, json_object
+from app.models.base import Base, StatusFields, Timestamps, UserOwned, json_list, json_object
 
 
-class PersonalToken(Base, Timestamps, StatusFields):
+class PersonalToken(Base, UserOwned, Timestamps, StatusFields):
     """A user's personal access token (PAT): a Bearer credential `tok_<id>.<secret>`."""
 
     __tablename__ = "personal_tokens"
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), nullable=False, index=True)
-    issuer_id: Mapped[str] = mapped_column(ForeignKey("issuers.id"), nullable=False, index=True)
-    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), nullable=False, index=True)
     name: Mapped[str] = mapped_column(String(200), nullable=False)
     description: Mapped[str | None] = mapped_column(String(2000), nullable=True)
     tags: Mapped[list[Any]] = json_list()

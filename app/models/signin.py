@@ -8,17 +8,15 @@ from typing import Any
 from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, json_list, json_object
+from app.models.base import Base, IssuerOwned, json_list, json_object
 
 
-class PendingSignin(Base):
-    """A sign-in between its steps. Its cookie (per issuer path) is stored only as an HMAC."""
+class PendingSignin(Base, IssuerOwned):
+    """A sign-in between its steps (id `psi_...`). Its cookie (per issuer path) is stored only as an
+    HMAC."""
 
     __tablename__ = "pending_signins"
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # psi_...
-    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), nullable=False, index=True)
-    issuer_id: Mapped[str] = mapped_column(ForeignKey("issuers.id"), nullable=False, index=True)
     # None while a usernameless passkey ceremony has not said who the user is.
     user_id: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
     cookie_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)

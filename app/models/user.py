@@ -2,20 +2,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, StatusFields, Timestamps, json_list, json_object
+from app.models.base import Base, IssuerOwned, StatusFields, Timestamps, json_list, json_object
 
 
-class User(Base, Timestamps, StatusFields):
+class User(Base, IssuerOwned, Timestamps, StatusFields):
     __tablename__ = "users"
     __table_args__ = (UniqueConstraint("issuer_id", "username_normalized"),
                       Index("ix_users_issuer_id_username_skeleton", "issuer_id", "username_skeleton"))
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), nullable=False, index=True)
-    issuer_id: Mapped[str] = mapped_column(ForeignKey("issuers.id"), nullable=False, index=True)
     username_type: Mapped[str] = mapped_column(String(32), nullable=False)
     username: Mapped[str] = mapped_column(String(320), nullable=False)
     username_normalized: Mapped[str] = mapped_column(String(320), nullable=False)

@@ -2,23 +2,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, Timestamps, json_list, json_object
+from app.models.base import Base, Timestamps, UserOwned, json_list, json_object
 
 
-class UserVerifier(Base, Timestamps):
+class UserVerifier(Base, UserOwned, Timestamps):
     """A second factor of a user: TOTP, or a passkey (`type` passkey, no secret: the server keeps
     only the public key). The password lives on the user row itself."""
 
     __tablename__ = "user_verifiers"
     __table_args__ = (Index("ix_user_verifiers_issuer_id_credential_id", "issuer_id", "credential_id"),)
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), nullable=False, index=True)
-    issuer_id: Mapped[str] = mapped_column(ForeignKey("issuers.id"), nullable=False, index=True)
-    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), nullable=False, index=True)
     type: Mapped[str] = mapped_column(String(32), nullable=False)
     name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     # pending (enrollment not completed) | active | disabled

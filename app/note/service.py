@@ -23,9 +23,10 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.auth import Principal
-from app.core.errors import NotFound, ValidationFailed
+from app.core.errors import ValidationFailed
 from app.core.ids import new_id, now_ms
 from app.core.pagination import PageParams, paginate
+from app.core.rows import one_or_404
 from app.events.service import record
 from app.models.agent import Agent
 from app.models.api_key import ApiKey
@@ -125,12 +126,7 @@ async def create_note(session: AsyncSession, *, account_id: str, body: NoteCreat
 
 async def get_note(session: AsyncSession, *, account_id: str, note_id: str, for_update: bool = False) -> Note:
     stmt = select(Note).where(Note.id == note_id, Note.account_id == account_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    note = await session.scalar(stmt)
-    if note is None:
-        raise NotFound("note")
-    return note
+    return await one_or_404(session, stmt, "note", for_update=for_update)
 
 
 async def update_note(session: AsyncSession, note: Note, body: NoteUpdate, auth: Principal) -> Note:

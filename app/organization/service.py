@@ -9,9 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.auth import Principal
 from app.core.crypto import encrypt
-from app.core.errors import NotFound, ValidationFailed
+from app.core.errors import ValidationFailed
 from app.core.ids import new_id, now_ms
 from app.core.pagination import PageParams, paginate
+from app.core.rows import one_or_404
 from app.events.service import record
 from app.identity.providers import validate_sso
 from app.issuer.dependencies import get_issuer_in_account
@@ -37,12 +38,7 @@ async def get_organization(session: AsyncSession, *, account_id: str, issuer_id:
     stmt = select(Organization).where(
         Organization.id == org_id, Organization.account_id == account_id,
         Organization.issuer_id == issuer_id, Organization.status != "deleted")
-    if for_update:
-        stmt = stmt.with_for_update()
-    org = await session.scalar(stmt)
-    if org is None:
-        raise NotFound("organization")
-    return org
+    return await one_or_404(session, stmt, "organization", for_update=for_update)
 
 
 async def resolve_organization(session: AsyncSession, account_id: str, issuer_id: str, org_id: str,

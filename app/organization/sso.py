@@ -17,9 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.auth import Principal
 from app.core.crypto import constant_time_equals, generate_secret, hash_secret
-from app.core.errors import Conflict, NotFound, ValidationFailed
+from app.core.errors import Conflict, ValidationFailed
 from app.core.ids import new_id, now_ms
 from app.core.responses import ResponseModel, with_fields
+from app.core.rows import one_or_404
 from app.events.service import record
 from app.models.organization import Organization
 from app.models.organization_domain import OrganizationDomain
@@ -89,12 +90,7 @@ async def get_domain(session: AsyncSession, org: Organization, domain: str,
     stmt = select(OrganizationDomain).where(
         OrganizationDomain.org_id == org.id, OrganizationDomain.account_id == org.account_id,
         OrganizationDomain.domain == domain.strip().lower().rstrip("."))
-    if for_update:
-        stmt = stmt.with_for_update()
-    row = await session.scalar(stmt)
-    if row is None:
-        raise NotFound("domain")
-    return row
+    return await one_or_404(session, stmt, "domain", for_update=for_update)
 
 
 async def add_domain(session: AsyncSession, org: Organization, domain: str,

@@ -12,9 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import envelopes
 from app.core.auth import Principal, scoped
-from app.core.errors import NotFound, ValidationFailed
+from app.core.errors import ValidationFailed
 from app.core.etags import check_if_match
 from app.core.responses import Obj, Page, optional_json_body
+from app.core.rows import one_or_404
 from app.core.session import db_session
 from app.core.validation import StrictModel
 from app.issuer.dependencies import get_issuer_in_account
@@ -52,10 +53,9 @@ async def list_user_sessions(
 ) -> JSONResponse:
     """A user's login sessions, newest first (not paginated: has_more is always false)."""
     await get_issuer_in_account(session, account_id, issuer_id)
-    user = await session.scalar(select(User.id).where(User.id == user_id, User.account_id == account_id,
-                                                      User.issuer_id == issuer_id, User.status != "deleted"))
-    if user is None:
-        raise NotFound("user")
+    await one_or_404(session, select(User.id).where(User.id == user_id, User.account_id == account_id,
+                                                    User.issuer_id == issuer_id, User.status != "deleted"),
+                     "user")
     stmt = select(LoginSession).where(LoginSession.account_id == account_id,
                                       LoginSession.issuer_id == issuer_id, LoginSession.user_id == user_id)
     rows = (await session.scalars(stmt.order_by(LoginSession.id.desc()).limit(MAX_LISTED))).all()

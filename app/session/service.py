@@ -13,9 +13,10 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.crypto import generate_secret, hmac_sha256
-from app.core.errors import NotFound, ValidationFailed
+from app.core.errors import ValidationFailed
 from app.core.ids import new_id, now_ms
 from app.core.responses import JsonDict, ResponseModel, with_fields
+from app.core.rows import one_or_404
 from app.events.service import record
 from app.models.oidc import LoginSession, OidcGrant, RefreshToken
 
@@ -93,12 +94,9 @@ async def end_session(session: AsyncSession, row: LoginSession, *, status: str, 
 
 async def get_session(session: AsyncSession, account_id: str, issuer_id: str, session_id: str
                       ) -> LoginSession:
-    row = await session.scalar(select(LoginSession).where(
-        LoginSession.id == session_id, LoginSession.account_id == account_id,
-        LoginSession.issuer_id == issuer_id))
-    if row is None:
-        raise NotFound("session")
-    return row
+    stmt = select(LoginSession).where(LoginSession.id == session_id, LoginSession.account_id == account_id,
+                                      LoginSession.issuer_id == issuer_id)
+    return await one_or_404(session, stmt, "session")
 
 
 async def reactivate(session: AsyncSession, row: LoginSession, auth: Any) -> LoginSession:

@@ -14,6 +14,7 @@ from app.core.crypto import DUMMY_HASH, SecretCheck, check_in_thread, hash_secre
 from app.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from app.core.ids import new_id, now_ms
 from app.core.pagination import PageParams, paginate
+from app.core.rows import one_or_404
 from app.events.service import record
 from app.issuer.dependencies import get_issuer_in_account
 from app.models.federated_identity import FederatedIdentity
@@ -48,12 +49,7 @@ async def get_user(session: AsyncSession, *, account_id: str, issuer_id: str, us
     """The user if it lives in this account and issuer and is not deleted; else 404."""
     stmt = select(User).where(User.id == user_id, User.account_id == account_id,
                               User.issuer_id == issuer_id, User.status != "deleted")
-    if for_update:
-        stmt = stmt.with_for_update()
-    user = await session.scalar(stmt)
-    if user is None:
-        raise NotFound("user")
-    return user
+    return await one_or_404(session, stmt, "user", for_update=for_update)
 
 
 async def get_user_in_issuer(session: AsyncSession, account_id: str, issuer_id: str, user_id: str,

@@ -16,10 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.auth import BearerVerifier, Principal
 from app.core.crypto import constant_time_equals, generate_secret, hmac_sha256
-from app.core.errors import Conflict, NotFound, Unauthorized
+from app.core.errors import Conflict, Unauthorized
 from app.core.ids import looks_like_id, new_id, now_ms
 from app.core.pagination import PageParams, paginate
 from app.core.responses import JsonDict, ResponseModel, StrList, with_fields
+from app.core.rows import one_or_404
 from app.core.scopes import within
 from app.core.validation import Description, Metadata, Name, ScopeList, StrictModel, Tags, TimestampMs
 from app.events.service import record
@@ -175,12 +176,7 @@ async def get_token(session: AsyncSession, account_id: str, token_id: str,
                     for_update: bool = False) -> PersonalToken:
     stmt = select(PersonalToken).where(PersonalToken.id == token_id,
                                        PersonalToken.account_id == account_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    t = await session.scalar(stmt)
-    if t is None:
-        raise NotFound("token")
-    return t
+    return await one_or_404(session, stmt, "token", for_update=for_update)
 
 
 async def revoke_token(session: AsyncSession, t: PersonalToken, reason: str | None,

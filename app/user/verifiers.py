@@ -19,9 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.auth import Principal
 from app.core.crypto import constant_time_equals, decrypt, encrypt, hmac_sha256
-from app.core.errors import Conflict, NotFound, ValidationFailed
+from app.core.errors import Conflict, ValidationFailed
 from app.core.ids import new_id, now_ms
 from app.core.responses import with_fields
+from app.core.rows import one_or_404
 from app.events.service import record
 from app.models.user import User
 from app.models.user_verifier import UserVerifier
@@ -89,12 +90,7 @@ async def get_totp(session: AsyncSession, user: User, verifier_id: str, *,
                                       UserVerifier.account_id == user.account_id)
     if not include_pending:
         stmt = stmt.where(UserVerifier.status != "pending")
-    if for_update:
-        stmt = stmt.with_for_update()
-    v = await session.scalar(stmt)
-    if v is None:
-        raise NotFound("verifier")
-    return v
+    return await one_or_404(session, stmt, "verifier", for_update=for_update)
 
 
 async def start_totp(session: AsyncSession, user: User, *, name: str | None, issuer_name: str,
