@@ -31,6 +31,10 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", authlib.deprecate.AuthlibDeprecationWarning)
     from authlib.integrations.httpx_client import AsyncOAuth2Client
 
+    # The httpx flavour authlib runs on (httpx2 where installed, e.g. by the MCP SDK; else httpx):
+    # the guarded transport and the errors caught must be of the same one.
+    from authlib.integrations.httpx_client._compat import httpx2 as authlib_httpx
+
 TIMEOUT_SECONDS = 10.0
 MAX_DOCUMENT = 256 * 1024
 LEEWAY_SECONDS = 60
@@ -55,7 +59,8 @@ def _client(provider: Provider, *, allow_private: bool, secret: str | None = Non
     return AsyncOAuth2Client(client_id=provider.client_id, client_secret=secret,
                              scope=" ".join(provider.scopes), redirect_uri=redirect_uri,
                              code_challenge_method="S256",
-                             transport=guarded_transport(allow_private=allow_private),
+                             transport=guarded_transport(allow_private=allow_private,
+                                                         httpx_module=authlib_httpx),
                              follow_redirects=False, trust_env=False, timeout=TIMEOUT_SECONDS)
 
 
@@ -66,7 +71,7 @@ async def _get_json(http: AsyncOAuth2Client, url: str, **kwargs: Any) -> Any:
         response = await http.request("GET", url, withhold_token=True, **kwargs)
     except UnsafeTarget as exc:
         raise UpstreamError(f"refused to fetch {url}: {exc}") from exc
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, authlib_httpx.HTTPError) as exc:
         raise UpstreamError(f"could not fetch {url}: {type(exc).__name__}") from exc
     if response.status_code != 200:
         raise UpstreamError(f"{url} answered {response.status_code}")

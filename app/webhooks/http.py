@@ -12,6 +12,7 @@ passes it as the server name), and the Host header is the URL's.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import ssl
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
@@ -39,57 +40,67 @@ class Response:
     body: bytes
 
 
-class PinnedBackend(httpcore.AsyncNetworkBackend):
-    """Connects only to addresses `resolve` returned (all checked); never re-resolves the name."""
+def _pinned_transport_class(httpx_module: Any, httpcore_module: Any) -> type:
+    """httpx's own transport, its connection pool built over a backend that connects only to
+    addresses `resolve` returned (all checked) and never re-resolves the name. Built for a given
+    httpx/httpcore pair, since authlib's client runs on httpx2/httpcore2 where those are installed."""
 
-    def __init__(self, resolve: Resolver | None) -> None:
-        self._resolve = resolve
-        self._inner = httpcore.AnyIOBackend()
+    class PinnedBackend(httpcore_module.AsyncNetworkBackend):  # type: ignore[name-defined,misc]
+        def __init__(self, resolve: Resolver | None) -> None:
+            self._resolve = resolve
+            self._inner = httpcore_module.AnyIOBackend()
 
-    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
-                          local_address: str | None = None,
-                          socket_options: Iterable[Any] | None = None) -> httpcore.AsyncNetworkStream:
-        addresses = [host] if self._resolve is None else await self._resolve(host, port)
-        error: Exception | None = None
-        for address in addresses:
-            try:
-                return await self._inner.connect_tcp(address, port, timeout=timeout,
-                                                     local_address=local_address,
-                                                     socket_options=socket_options)
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                error = exc
-        assert error is not None
-        raise error
+        async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                              local_address: str | None = None,
+                              socket_options: Iterable[Any] | None = None) -> Any:
+            addresses = [host] if self._resolve is None else await self._resolve(host, port)
+            error: Exception | None = None
+            for address in addresses:
+                try:
+                    return await self._inner.connect_tcp(address, port, timeout=timeout,
+                                                         local_address=local_address,
+                                                         socket_options=socket_options)
+                except (httpcore_module.ConnectError, httpcore_module.ConnectTimeout) as exc:
+                    error = exc
+            assert error is not None
+            raise error
 
-    async def connect_unix_socket(self, path: str, timeout: float | None = None,
-                                  socket_options: Iterable[Any] | None = None
-                                  ) -> httpcore.AsyncNetworkStream:
-        raise httpcore.ConnectError("unix sockets are not webhook targets")
+        async def connect_unix_socket(self, path: str, timeout: float | None = None,
+                                      socket_options: Iterable[Any] | None = None) -> Any:
+            raise httpcore_module.ConnectError("unix sockets are not webhook targets")
 
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
+        async def sleep(self, seconds: float) -> None:
+            await self._inner.sleep(seconds)
+
+    class PinnedTransport(httpx_module.AsyncHTTPTransport):  # type: ignore[name-defined,misc]
+        # httpx offers no parameter for a network backend, so the pool it built is replaced by the
+        # same pool with one.
+        def __init__(self, *, resolve: Resolver | None, ssl_context: ssl.SSLContext,
+                     max_connections: int, max_keepalive: int) -> None:
+            super().__init__(verify=ssl_context, trust_env=False)
+            self._pool = httpcore_module.AsyncConnectionPool(
+                ssl_context=ssl_context, max_connections=max_connections,
+                max_keepalive_connections=max_keepalive, keepalive_expiry=KEEPALIVE_SECONDS,
+                http1=True, http2=False, network_backend=PinnedBackend(resolve))
+
+    return PinnedTransport
 
 
-class PinnedTransport(httpx.AsyncHTTPTransport):
-    """httpx's own transport, its connection pool built over the pinned backend (httpx offers no
-    parameter for a network backend, so the pool it built is replaced by the same pool with one)."""
-
-    def __init__(self, *, resolve: Resolver | None, ssl_context: ssl.SSLContext,
-                 max_connections: int, max_keepalive: int) -> None:
-        super().__init__(verify=ssl_context, trust_env=False)
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context, max_connections=max_connections,
-            max_keepalive_connections=max_keepalive, keepalive_expiry=KEEPALIVE_SECONDS,
-            http1=True, http2=False, network_backend=PinnedBackend(resolve))
+PinnedTransport = _pinned_transport_class(httpx, httpcore)
+_TRANSPORTS: dict[str, type] = {"httpx": PinnedTransport}
 
 
 def guarded_transport(*, allow_private: bool, ssl_context: ssl.SSLContext | None = None,
-                      max_connections: int = 16) -> PinnedTransport:
+                      max_connections: int = 16, httpx_module: Any = httpx) -> Any:
     """An httpx transport under the private-address rules (lifted by allow_private): for any
     tenant-supplied URL the server fetches (webhooks, and federation's discovery, JWKS, tokens)."""
-    return PinnedTransport(resolve=None if allow_private else resolve_public,
-                           ssl_context=ssl_context or ssl.create_default_context(),
-                           max_connections=max_connections, max_keepalive=max_connections)
+    name = httpx_module.__name__
+    if name not in _TRANSPORTS:  # httpx2 goes with httpcore2
+        _TRANSPORTS[name] = _pinned_transport_class(
+            httpx_module, importlib.import_module(name.replace("httpx", "httpcore")))
+    return _TRANSPORTS[name](resolve=None if allow_private else resolve_public,
+                             ssl_context=ssl_context or ssl.create_default_context(),
+                             max_connections=max_connections, max_keepalive=max_connections)
 
 
 class Client:
@@ -144,5 +155,5 @@ class Client:
         await self._http.aclose()
 
 
-__all__ = ["Client", "HttpError", "PinnedBackend", "PinnedTransport", "Response", "UnsafeTarget",
+__all__ = ["Client", "HttpError", "PinnedTransport", "Response", "UnsafeTarget",
            "guarded_transport"]
