@@ -35,9 +35,6 @@ class Principal:
     # None: the whole account (see `check_issuer_limit`).
     issuer_ids: tuple[str, ...] | None = None
 
-    def sees_issuer(self, issuer_id: str) -> bool:
-        return self.issuer_ids is None or issuer_id in self.issuer_ids
-
     def event_auth(self) -> dict[str, Any]:
         """How the trail records who did something."""
         out: dict[str, Any] = {"type": self.type}
@@ -118,6 +115,7 @@ async def _account_caller(
     account_id: str = Path(..., max_length=64),
     principal: Principal = Depends(current_principal),
 ) -> Principal:
+    """The caller, checked to act for the account in the path. Another account's id is a 404."""
     if principal.account_id != account_id:
         raise NotFound("account")
     if not principal.account_level:
