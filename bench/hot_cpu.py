@@ -4,8 +4,10 @@
 
 Throughput on a shared, loaded machine mostly measures the neighbours; the CPU time the server
 process spends per request (utime + stime from /proc, every thread) barely depends on them. Each
-round runs wrk against the bare route, a warm `GET /v1/me` (account key) and `POST /{issuer}/token`
-(client_credentials), and prints microseconds of server CPU per request and `bare / path`, the
+round runs wrk against the bare route, a warm `GET /v1/me` (account key), `POST /{issuer}/token`
+(client_credentials), a refresh-token rotation and an authorization-code redemption (the fixtures and
+wrk scripts of bench/oidc_token.py: chains and codes copied from rows the hosted login wrote), and
+prints microseconds of server CPU per request and `bare / path`, the
 throughput one core would give relative to the bare route (higher is better). `--src` serves another
 source tree (e.g. an export of an older commit) with this tree's venv, for before/after figures.
 """
@@ -13,7 +15,9 @@ source tree (e.g. an export of an older commit) with this tree's venv, for befor
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
+import importlib.util
 import os
 import re
 import statistics
@@ -27,10 +31,20 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVER_KEY = "bench-server-key-not-secret-0123456789abcdef0123"
 TICK = os.sysconf("SC_CLK_TCK")
 
 
+def _load_oidc_token():  # noqa: ANN202 - the token bench's fixtures and wrk scripts, by file path
+    spec = importlib.util.spec_from_file_location("bench_oidc_token", ROOT / "bench" / "oidc_token.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_oidc_token"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+_tok = _load_oidc_token()
+# The chains and codes are copied with their HMAC under this key (bench/verify.py's).
+SERVER_KEY = _tok._verify.SERVER_KEY
 def bare_app():  # noqa: ANN201 - built only in the --bare-server subprocess
     from fastapi import FastAPI
     from fastapi.responses import JSONResponse
@@ -100,6 +114,14 @@ def per_request(server: Server, url: str, duration: int, script: str) -> float:
     return (cpu_seconds(server.proc.pid) - before) / n * 1e6
 
 
+def per_grant(server: Server, run) -> float:  # noqa: ANN001 - a bench_oidc_token wrk runner
+    before = cpu_seconds(server.proc.pid)
+    result = run()
+    if result.non_2xx:
+        raise RuntimeError(f"{result.non_2xx} failed token requests")
+    return (cpu_seconds(server.proc.pid) - before) / max(1, result.requests) * 1e6
+
+
 def lua(method: str, headers: dict[str, str], body: str = "") -> str:
     h = ", ".join(f'["{k}"] = "{v}"' for k, v in headers.items())
     return f'wrk.method = "{method}"\nwrk.body = "{body}"\nwrk.headers = {{ {h} }}\n'
@@ -151,18 +173,32 @@ def main() -> None:
         assert httpx.get(app.url + "/v1/me", auth=key, timeout=60).status_code == 200
         assert httpx.post(f"{app.url}/{issuer}/token", content=cc.split('"')[3], headers={
             "Content-Type": "application/x-www-form-urlencoded"}, timeout=60).status_code == 200
-        rows: dict[str, list[float]] = {"bare": [], "me": [], "cc": []}
+        fx = asyncio.run(_tok.make_fixtures(url, app.url))
+        web_id, web_secret = fx["web"]
+        token_path = f"/{fx['issuer']}/token"
+        # A first rotation and redemption: the token pool's connections and prepared statements.
+        chains = asyncio.run(_tok.clone_chains(url, fx["refresh_template"], 32))
+        _tok.wrk_refresh(app.url, token_path, chains, web_id, web_secret, 1, 16)
+        rows: dict[str, list[float]] = {"bare": [], "me": [], "cc": [], "refresh": [], "code": []}
         for _ in range(args.rounds):
             rows["bare"].append(per_request(bare, bare.url + "/bare", args.duration, lua("GET", {})))
             rows["me"].append(per_request(app, app.url + "/v1/me", args.duration, me))
             rows["cc"].append(per_request(app, f"{app.url}/{issuer}/token", args.duration, cc))
+            chains = asyncio.run(_tok.clone_chains(url, fx["refresh_template"], 32))
+            rows["refresh"].append(per_grant(app, lambda chains=chains: _tok.wrk_refresh(
+                app.url, token_path, chains, web_id, web_secret, args.duration, 16)))
+            codes = asyncio.run(_tok.clone_codes(url, fx["code_template"], 800 * args.duration))
+            rows["code"].append(per_grant(app, lambda codes=codes: _tok.wrk_code(
+                app.url, token_path, codes, fx["verifier"], web_id, web_secret, args.duration, 16)))
         b = statistics.median(rows["bare"])
         print(f"server CPU per request, median of {args.rounds} rounds of {args.duration}s "
               f"(src {src}, load average {os.getloadavg()[0]:.1f})")
         print(f"  bare FastAPI route           {b:7.1f} us")
-        for label, k in (("warm GET /v1/me", "me"), ("client_credentials /token", "cc")):
+        for label, k in (("warm GET /v1/me", "me"), ("client_credentials /token", "cc"),
+                         ("refresh_token /token", "refresh"), ("authorization_code /token", "code")):
             m = statistics.median(rows[k])
-            print(f"  {label:<28} {m:7.1f} us   bare/path {b / m:.2f}x")
+            spread = ", ".join(f"{x:.0f}" for x in rows[k])
+            print(f"  {label:<28} {m:7.1f} us   bare/path {b / m:.2f}x   [{spread}]")
     finally:
         app.stop()
         bare.stop()

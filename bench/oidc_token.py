@@ -21,7 +21,10 @@ login (a new id, a new token or code and its HMAC, a new session), inserted just
 
 Options: --duration S (default 8) --connections N (default 32) --rounds N (default 3)
 --json (one JSON object: per case the median ratio to the bare route, every round's ratio, rps,
-p50 and p99 in ms, and p99 as a multiple of the bare route's p99).
+p50 and p99 in ms, and p99 as a multiple of the bare route's p99, and the CPU time per request:
+`cpu_us` of the server process, utime+stime of every thread from /proc, `db_cpu_us` of the
+embedded PostgreSQL's processes, and `cpu_ratio` = bare cpu_us / cpu_us, the throughput one core
+would give relative to the bare route, which the neighbours of a loaded machine barely move).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
@@ -63,6 +66,45 @@ parse_wrk, server_url = _verify.parse_wrk, _verify.server_url
 
 REDIRECT = "http://127.0.0.1/callback"
 PASSWORD = "bench password 0123456789"
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def _postgres_pids() -> list[int]:
+    """The embedded PostgreSQL's postmaster and its children (backends, walwriter, ...)."""
+    pidfile = HERE.parent / ".authpi" / "bench" / "pgdata" / "postmaster.pid"
+    if os.environ.get("AUTHPI_DATABASE_URL") or not pidfile.exists():
+        return []
+    root = int(pidfile.read_text().split()[0])
+    pids = [root]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == root:
+                    pids.append(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                continue
+    return pids
+
+
+def measured(pid: int, run: Callable[[], Result]) -> Result:
+    """Runs one case and attaches the server's and the database's CPU time per request (µs)."""
+    db = _postgres_pids()
+    before, db_before = _cpu_seconds(pid), sum(_cpu_seconds(p) for p in db)
+    result = run()
+    n = max(1, result.requests)
+    result.cpu_us = (_cpu_seconds(pid) - before) / n * 1e6
+    result.db_cpu_us = (sum(_cpu_seconds(p) for p in db) - db_before) / n * 1e6 if db else None
+    return result
 
 
 def bare_app():  # noqa: ANN201 - built only in the --bare-server subprocess
@@ -195,20 +237,15 @@ async def make_fixtures(url: str, server: str) -> dict:
         user = await admin.post(f"{i}/users", json={"username_type": "email", "username": "bench@example.com",
                                                     "password": PASSWORD})
         assert user.status_code in (200, 201), user.text
-    from tests.oidc.helpers import form_fields, pkce_pair
+    from tests.oidc.helpers import pkce_pair, sign_in
 
     async def authorize(browser: httpx.AsyncClient, challenge: str) -> str:
-        r = await browser.get(f"{server}/{issuer['id']}/authorize?" + urlencode({
+        # The hosted login as the tests drive it (CSRF field, the browser's Origin).
+        r = await sign_in(browser, f"{server}/{issuer['id']}/authorize?" + urlencode({
             "client_id": web["id"], "redirect_uri": REDIRECT, "response_type": "code",
             "scope": "openid profile", "code_challenge": challenge, "code_challenge_method": "S256",
-            "state": "s"}))
-        if "/login?" in r.headers["location"]:
-            login = urljoin(server, r.headers["location"])
-            page = await browser.get(login)
-            r = await browser.post(login.split("?")[0], data={**form_fields(page.text),
-                                                              "username": "bench@example.com",
-                                                              "password": PASSWORD})
-            r = await browser.get(urljoin(server, r.headers["location"]))
+            "state": "s"}), "bench@example.com", PASSWORD)
+        assert r.status_code == 302, r.text
         return parse_qs(urlsplit(r.headers["location"]).query)["code"][0]
 
     verifier, challenge = pkce_pair()
@@ -339,11 +376,16 @@ def summary(results: dict[str, list[Result]], bare: list[Result]) -> dict[str, d
         ratios = [r.rps / b.rps for r, b in zip(runs, bare, strict=True)]
         p99s = [r.p99_ms / b.p99_ms for r, b in zip(runs, bare, strict=True)]
         median = sorted(runs, key=lambda r: r.rps)[len(runs) // 2]
+        cpu = sorted(r.cpu_us for r in runs)[len(runs) // 2]
+        bare_cpu = sorted(b.cpu_us for b in bare)[len(bare) // 2]
+        dbs = sorted(r.db_cpu_us for r in runs if r.db_cpu_us is not None)
         out[name] = {"ratio": round(sorted(ratios)[len(ratios) // 2], 3),
                      "ratios": [round(x, 3) for x in ratios],
                      "rps": round(median.rps, 1), "p50_ms": median.p50_ms, "p99_ms": median.p99_ms,
                      "p99_vs_bare": round(sorted(p99s)[len(p99s) // 2], 2),
-                     "non_2xx": sum(r.non_2xx for r in runs), "requests": sum(r.requests for r in runs)}
+                     "non_2xx": sum(r.non_2xx for r in runs), "requests": sum(r.requests for r in runs),
+                     "cpu_us": round(cpu, 1), "cpu_ratio": round(bare_cpu / cpu, 3) if cpu else None,
+                     "db_cpu_us": round(dbs[len(dbs) // 2], 1) if dbs else None}
     return out
 
 
@@ -381,24 +423,26 @@ def main() -> None:
         bare_auth = basic("x", "y")
         web_id, web_secret = fx["web"]
 
-        def post_case(target: str, path: str, auth: str) -> Callable[[], Result]:
-            return lambda: wrk_post(target, path, cc_body, auth, d, c)
+        def post_case(server: Server, path: str, auth: str) -> Callable[[], Result]:
+            return lambda: measured(server.proc.pid, lambda: wrk_post(server.url, path, cc_body, auth, d, c))
 
         def refresh_case() -> Result:
             # Twice as many chains as connections: wrk may ask for a request before the previous
             # response has handed its token back, and a request without a token would break its chain.
             chains = asyncio.run(clone_chains(url, fx["refresh_template"], 2 * c))
-            return wrk_refresh(srv.url, token_path, chains, web_id, web_secret, d, c)
+            return measured(srv.proc.pid, lambda: wrk_refresh(srv.url, token_path, chains, web_id, web_secret,
+                                                              d, c))
 
         def code_case() -> Result:
             codes = asyncio.run(clone_codes(url, fx["code_template"], max(2000, int(d * code_case.rate))))
-            result = wrk_code(srv.url, token_path, codes, fx["verifier"], web_id, web_secret, d, c)
+            result = measured(srv.proc.pid, lambda: wrk_code(
+                srv.url, token_path, codes, fx["verifier"], web_id, web_secret, d, c))
             code_case.rate = max(code_case.rate, 1.5 * result.rps)
             return result
 
         code_case.rate = 1500.0  # codes per second to prepare; grows with what was measured
         cases: dict[str, Callable[[], Result]] = {
-            "client_credentials": post_case(srv.url, token_path, basic(*fx["m2m"])),
+            "client_credentials": post_case(srv, token_path, basic(*fx["m2m"])),
             "refresh_token": refresh_case,
             "authorization_code": code_case,
         }
@@ -406,20 +450,23 @@ def main() -> None:
             p = provider_server(fmt)
             if p is not None:
                 servers.append(p)
-                cases[f"oidc_provider_{fmt}"] = post_case(p.url, "/token", basic("bench", "bench-secret"))
+                cases[f"oidc_provider_{fmt}"] = post_case(p, "/token", basic("bench", "bench-secret"))
         # Warm-up (connections, caches, prepared statements); the measured rounds interleave the cases.
         wrk_post(bare.url, "/token", cc_body, bare_auth, 2, c)
         wrk_post(srv.url, token_path, cc_body, basic(*fx["m2m"]), 2, c)
         bare_runs: list[Result] = []
         runs: dict[str, list[Result]] = {name: [] for name in cases}
         for _ in range(args.rounds):
-            bare_runs.append(wrk_post(bare.url, "/token", cc_body, bare_auth, d, c))
+            bare_runs.append(measured(bare.proc.pid,
+                                      lambda: wrk_post(bare.url, "/token", cc_body, bare_auth, d, c)))
             for name, run in cases.items():
                 runs[name].append(run())
         table = summary(runs, bare_runs)
         base = sorted(bare_runs, key=lambda r: r.rps)[len(bare_runs) // 2]
         if args.json:
             bare_row = {"rps": round(base.rps, 1), "p50_ms": base.p50_ms, "p99_ms": base.p99_ms,
+                        "cpu_us": round(sorted(b.cpu_us for b in bare_runs)[len(bare_runs) // 2], 1),
+                        "load_average": [round(x, 2) for x in os.getloadavg()],
                         "rps_per_round": [round(b.rps, 1) for b in bare_runs]}
             print(json.dumps({"rounds": args.rounds, "duration_s": d, "connections": c,
                               "cpus": os.cpu_count(), "bare": bare_row, **table}, indent=2))
@@ -438,7 +485,8 @@ def main() -> None:
             print(f"  {labels[name]:<40} {row['rps']:>8.0f} req/s ({row['ratio']:4.2f}x)  "
                   f"p50 {row['p50_ms']:6.2f} ms  p99 {row['p99_ms']:7.2f} ms "
                   f"({row['p99_vs_bare']:.1f}x bare)  "
-                  f"non-2xx {row['non_2xx']}/{row['requests']}  [{spread}]")
+                  f"non-2xx {row['non_2xx']}/{row['requests']}  [{spread}]  "
+                  f"cpu {row['cpu_us']:.0f} us/req ({row['cpu_ratio']:.2f}x), db {row['db_cpu_us']} us/req")
         if "oidc_provider_jwt" not in table:
             print("  oidc-provider: skipped (install Node 20 and run `npm ci` in bench/node)")
         print("\nTargets: client_credentials >= 0.40x, ahead of oidc-provider's JWT figure; refresh_token"

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import orjson
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
@@ -48,6 +49,17 @@ def _b64url(data: bytes) -> bytes:
     return base64.urlsafe_b64encode(data).rstrip(b"=")
 
 
+# Stateless parameter objects, built once rather than per signature.
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+_PKCS1V15 = padding.PKCS1v15()
+_SHA256 = hashes.SHA256()
+
+
+def _payload(claims: dict[str, Any]) -> bytes:
+    """The claims as compact UTF-8 JSON (orjson: several times cheaper than json.dumps here)."""
+    return _b64url(orjson.dumps(claims))
+
+
 @lru_cache(maxsize=4096)
 def _at_header(kid: str) -> bytes:
     return _b64url(json.dumps({"alg": ACCESS_TOKEN_ALG, "typ": "at+jwt", "kid": kid},
@@ -58,8 +70,8 @@ def sign_access_token(keys: KeySet, claims: dict[str, Any]) -> str:
     """ES256 (RFC 7518 §3.4) with the cryptography primitive directly: the hot path of /token, where
     joserfc's generic encoder costs about as much as the signature itself. Verified by joserfc."""
     kid, key = keys.signers[ACCESS_TOKEN_ALG]
-    signing_input = _at_header(kid) + b"." + _b64url(json.dumps(claims, separators=(",", ":")).encode())
-    r, s = decode_dss_signature(key.private_key.sign(signing_input, ec.ECDSA(hashes.SHA256())))
+    signing_input = _at_header(kid) + b"." + _payload(claims)
+    r, s = decode_dss_signature(key.private_key.sign(signing_input, _ECDSA_SHA256))
     return (signing_input + b"." + _b64url(r.to_bytes(32, "big") + s.to_bytes(32, "big"))).decode()
 
 
@@ -74,8 +86,8 @@ def sign_id_token(keys: KeySet, claims: dict[str, Any]) -> str:
     for access tokens: joserfc's generic encoder added about a third to the signature's cost on
     every refresh. Verified by joserfc in the tests."""
     kid, key = keys.signers[ID_TOKEN_ALG]
-    signing_input = _id_header(kid) + b"." + _b64url(json.dumps(claims, separators=(",", ":")).encode())
-    signature = key.private_key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
+    signing_input = _id_header(kid) + b"." + _payload(claims)
+    signature = key.private_key.sign(signing_input, _PKCS1V15, _SHA256)
     return (signing_input + b"." + _b64url(signature)).decode()
 
 

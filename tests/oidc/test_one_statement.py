@@ -125,6 +125,20 @@ class TestRefreshInOneStatement:
                 b.pop(volatile, None)
             assert a == b
 
+    async def test_its_event_carries_the_request_id_as_record_writes_it(
+            self, client: httpx.AsyncClient, setup, account: AccountCredentials, pg: asyncpg.Pool) -> None:
+        tokens = await code_tokens(client, setup)
+        r = await client.post(f"/{setup.issuer_id}/token", data={
+            "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
+            "client_id": setup.web_id, "client_secret": setup.web_secret},
+            headers={"X-Request-Id": "refresh-trace-1"})
+        assert r.status_code == 200, r.text
+        assert r.headers["content-type"] == "application/json"
+        assert r.headers["cache-control"] == "no-store"
+        rows = await pg.fetch("SELECT trace FROM events WHERE account_id = $1 "
+                              "AND type = 'session.token-refreshed'", account.account_id)
+        assert [row["trace"] for row in rows] == ["refresh-trace-1"]
+
     async def test_declines_a_reused_token_and_changes_nothing(
             self, app: FastAPI, client: httpx.AsyncClient, setup, account: AccountCredentials,
             pg: asyncpg.Pool) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import parse_qsl
 
+import orjson
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from app.oidc import openapi as docs
 from app.oidc.client_auth import agent_credentials, authenticate_client
@@ -57,13 +59,19 @@ async def read_form(request: Request) -> Form:
     return Form(pairs)
 
 
+def token_response(body: dict[str, Any]) -> Response:
+    """200 with the token response as JSON (orjson: the same compact UTF-8 JSON as JSONResponse,
+    for a fraction of json.dumps' cost), never cached (RFC 6749 §5.1)."""
+    return Response(orjson.dumps(body), media_type="application/json", headers=NO_STORE)
+
+
 async def _token_exchange(request: Request, keys: KeySet, form: Form) -> Response:
     creds = agent_credentials(request, form.as_dict())
     if creds is None:
         # Only agents act for users here; the client must not be a mere relying party.
         await authenticate_client(request, keys.issuer_id, form.as_dict())
         raise UnauthorizedClient("Only an agent may exchange a user's token")
-    return JSONResponse(await token_exchange.exchange(request, keys, creds, form), headers=NO_STORE)
+    return token_response(await token_exchange.exchange(request, keys, creds, form))
 
 
 async def _device_code(request: Request, keys: KeySet, form: Form) -> Response:
@@ -72,7 +80,7 @@ async def _device_code(request: Request, keys: KeySet, form: Form) -> Response:
         result = await device_code.redeem(session, keys, request.app.state.secret_key, client, form)
     if isinstance(result, OAuthError):  # after the commit of what polling writes
         raise result
-    return JSONResponse(result, headers=NO_STORE)
+    return token_response(result)
 
 
 # Grants beyond RFC 6749's, each answering the whole request (client authentication included).
@@ -102,8 +110,7 @@ async def token(issuer_id: str, request: Request) -> Response:
             # Agents use their `agt_` id as client_id (a secret verifier, not a client).
             creds = agent_credentials(request, form.as_dict())
             if creds is not None:
-                return JSONResponse(await client_credentials.agent_token(request, keys, creds, form),
-                                    headers=NO_STORE)
+                return token_response(await client_credentials.agent_token(request, keys, creds, form))
         client = await authenticate_client(request, issuer_id, form.as_dict())
         if grant_type == "client_credentials":
             body, claims = client_credentials.issue(keys, client, form)
@@ -113,7 +120,7 @@ async def token(issuer_id: str, request: Request) -> Response:
                                issuer_id=issuer_id, client_id=client.id,
                                subject={"type": "client", "id": client.id},
                                auth={"type": "client", "client_id": client.id})
-            return JSONResponse(body, headers=NO_STORE)
+            return token_response(body)
         code = grant_type == "authorization_code"
         # One statement on the token pool when everything needed for success holds; otherwise (or
         # without the pool) the ORM path, which decides the exact error and writes what it implies.
@@ -128,6 +135,6 @@ async def token(issuer_id: str, request: Request) -> Response:
         # Errors that follow a write (code marked used, family revoked) are raised after commit.
         if isinstance(result, OAuthError):
             raise result
-        return JSONResponse(result, headers=NO_STORE)
+        return token_response(result)
     except OAuthError as exc:
         return exc.response()
