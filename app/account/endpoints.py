@@ -11,7 +11,7 @@ from app.account.schemas import AccountOut, AccountUpdate
 from app.core import envelopes
 from app.core.auth import Principal, account_principal, current_principal, scoped
 from app.core.errors import Forbidden
-from app.core.etags import check_if_match
+from app.core.etags import if_match
 from app.core.pagination import PageParams, page_params
 from app.core.responses import Obj, Page
 from app.core.session import db_session
@@ -52,7 +52,6 @@ async def update_account(
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Change an account's name, description, logo, owner or metadata."""
-    account = await service.get_account(session, account_id)
-    check_if_match(request, account.version)
+    account = if_match(request, await service.get_account(session, account_id))
     account = await service.update_account(session, account, body, principal)
     return envelopes.obj(AccountOut.of(account))

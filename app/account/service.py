@@ -14,6 +14,7 @@ from app.core.rows import one_or_404
 from app.events.service import record
 from app.models.account import Account
 from app.models.api_key import ApiKey
+from app.models.base import assign
 from app.models.user import User
 
 # What a freshly onboarded account key may do: everything in its account.
@@ -50,13 +51,7 @@ async def update_account(session: AsyncSession, account: Account, body: AccountU
         if exists is None:
             raise ValidationFailed("owner_user_id must name a user of this account",
                                    field="owner_user_id", code="not_found")
-    for field, value in changes.items():
-        if field == "metadata":
-            account.metadata_ = value or {}
-        elif field == "name" and value is None:
-            continue
-        else:
-            setattr(account, field, value)
+    assign(account, changes)
     account.updated_at = max(now_ms(), (account.updated_at or account.created_at) + 1)
     await session.flush()
     await record(session, type="account.updated", account_id=account.id,

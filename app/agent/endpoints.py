@@ -18,7 +18,7 @@ from app.agent.schemas import (
 from app.core import envelopes
 from app.core.auth import Principal, scoped
 from app.core.errors import ValidationFailed
-from app.core.etags import check_if_match
+from app.core.etags import if_match
 from app.core.pagination import PageParams, page_params
 from app.core.responses import Obj, Page, with_fields
 from app.core.session import db_session
@@ -107,9 +107,8 @@ async def update_agent(
 ) -> JSONResponse:
     """Change an agent; status moves between active and suspended."""
     await get_issuer_in_account(session, account_id, issuer_id)
-    agent = await service.get_agent(session, account_id=account_id, issuer_id=issuer_id,
-                                    agent_id=agent_id, for_update=True)
-    check_if_match(request, agent.version)
+    agent = if_match(request, await service.get_agent(session, account_id=account_id, issuer_id=issuer_id,
+                                                      agent_id=agent_id, for_update=True))
     agent = await service.update_agent(session, agent, body, principal)
     return envelopes.obj(AgentOut.of(agent))
 
@@ -125,9 +124,8 @@ async def delete_agent(
 ) -> Response:
     """Delete an agent (soft: it is 404 everywhere afterwards and its verifiers are revoked)."""
     await get_issuer_in_account(session, account_id, issuer_id)
-    agent = await service.get_agent(session, account_id=account_id, issuer_id=issuer_id,
-                                    agent_id=agent_id, for_update=True)
-    check_if_match(request, agent.version)
+    agent = if_match(request, await service.get_agent(session, account_id=account_id, issuer_id=issuer_id,
+                                                      agent_id=agent_id, for_update=True))
     await service.delete_agent(session, agent, principal)
     return envelopes.no_content()
 
@@ -178,7 +176,6 @@ async def delete_verifier(
     await get_issuer_in_account(session, account_id, issuer_id)
     agent = await service.get_agent(session, account_id=account_id, issuer_id=issuer_id,
                                     agent_id=agent_id, for_update=True)
-    row = await service.get_verifier(session, agent, verifier_id)
-    check_if_match(request, row.version)
+    row = if_match(request, await service.get_verifier(session, agent, verifier_id))
     await service.delete_verifier(session, agent, row, principal)
     return envelopes.no_content()

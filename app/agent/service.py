@@ -22,7 +22,7 @@ from app.core.rows import one_or_404
 from app.events.service import record
 from app.models.agent import Agent
 from app.models.agent_verifier import AgentVerifier
-from app.models.base import Timestamps
+from app.models.base import Timestamps, assign
 
 MAX_VERIFIERS_PER_AGENT = 20
 SECRET_PREFIX = "agts_"  # recognisable in leak scanners; the rest is 32 random bytes
@@ -52,17 +52,7 @@ async def get_agent(session: AsyncSession, *, account_id: str, issuer_id: str, a
 
 
 def _apply(agent: Agent, changes: dict[str, Any]) -> None:
-    for field, value in changes.items():
-        if field == "metadata":
-            agent.metadata_ = value or {}
-        elif field == "scopes":
-            agent.scopes = value or []
-        elif field == "name" and value is None:
-            continue  # a name cannot be unset
-        elif field == "version":
-            agent.agent_version = value
-        else:
-            setattr(agent, field, value)
+    assign(agent, changes, lists=("scopes",), columns={"version": "agent_version"})
 
 
 async def create_agent(session: AsyncSession, *, account_id: str, issuer_id: str, body: AgentCreate,
@@ -81,14 +71,10 @@ async def update_agent(session: AsyncSession, agent: Agent, body: AgentUpdate, a
     new_status = changes.pop("status", None)
     reason = changes.pop("status_reason", None)
     _apply(agent, changes)
-    if new_status is not None and new_status != agent.status:
-        agent.status = new_status
-        agent.status_at = now_ms()
-        agent.status_reason = reason
-        agent.status_by = auth.actor_id
+    reason_sent = "status_reason" in body.model_fields_set
+    if agent.apply_status(new_status, reason, reason_sent, auth.actor_id):
         changes["status"] = new_status
-    elif "status_reason" in body.model_fields_set:
-        agent.status_reason = reason
+    elif reason_sent:
         changes["status_reason"] = reason
     touch(agent)
     await session.flush()

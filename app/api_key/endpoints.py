@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.account.schemas import AUTHPI_ISSUER_ID
@@ -31,15 +30,14 @@ from app.core.auth import (
     require_scope,
     scoped,
 )
-from app.core.errors import InsufficientScope, NotFound
+from app.core.errors import InsufficientScope
 from app.core.etags import check_if_match
 from app.core.pagination import PageParams, page_params
 from app.core.responses import Obj, Page, with_fields
 from app.core.scopes import has_access
 from app.core.session import db_session
-from app.issuer.dependencies import get_issuer_in_account
 from app.models.api_key import ApiKey
-from app.models.organization import Organization
+from app.organization.service import resolve_organization
 
 router = APIRouter(tags=["api-keys"])
 
@@ -236,18 +234,6 @@ async def rotate_api_key(
 # -- organization keys ----------------------------------------------------------------------------
 
 
-async def _organization(session: AsyncSession, account_id: str, issuer_id: str, org_id: str
-                        ) -> Organization:
-    """The organization, if it lives in this account's issuer and is not deleted; else 404."""
-    await get_issuer_in_account(session, account_id, issuer_id)
-    org = await session.scalar(select(Organization).where(
-        Organization.id == org_id, Organization.account_id == account_id,
-        Organization.issuer_id == issuer_id, Organization.status != "deleted"))
-    if org is None:
-        raise NotFound("organization")
-    return org
-
-
 @router.get(ORG_KEYS, response_model=Page[ApiKeyListItem])
 async def list_organization_api_keys(
     account_id: str,
@@ -260,7 +246,7 @@ async def list_organization_api_keys(
 ) -> JSONResponse:
     """The organization's API keys, newest first."""
     require_scope(principal, ORG_RESOURCE, "read")
-    await _organization(session, account_id, issuer_id, org_id)
+    await resolve_organization(session, account_id, issuer_id, org_id)
     rows, has_more, cursor = await service.list_keys(
         session, account_id=account_id, filters=filters.filters, params=params,
         owner_kind="organization", org_id=org_id, issuer_id=issuer_id)
@@ -278,6 +264,6 @@ async def create_organization_api_key(
 ) -> JSONResponse:
     """Mint an organization API key (scopes within what the organization grants); secret shown once."""
     require_scope(principal, ORG_RESOURCE, "write")
-    org = await _organization(session, account_id, issuer_id, org_id)
+    org = await resolve_organization(session, account_id, issuer_id, org_id)
     key, secret = await service.create_org_key(session, org=org, body=body, auth=principal)
     return envelopes.created(ApiKeyWithSecret.with_secret(key, secret))

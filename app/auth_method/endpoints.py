@@ -10,7 +10,7 @@ from app.auth_method import service
 from app.auth_method.schemas import AuthMethodCreate, AuthMethodOut, AuthMethodUpdate
 from app.core import envelopes
 from app.core.auth import Principal, scoped
-from app.core.etags import check_if_match
+from app.core.etags import if_match
 from app.core.responses import Obj, Page
 from app.core.session import db_session
 from app.issuer.dependencies import get_issuer_in_account
@@ -85,9 +85,8 @@ async def update_auth_method(
 ) -> JSONResponse:
     """Enable, disable or reconfigure an auth method."""
     await get_issuer_in_account(session, account_id, issuer_id)
-    m = await service.get_method(session, account_id=account_id, issuer_id=issuer_id,
-                                 method_id=method_id, for_update=True)
-    check_if_match(request, m.version)
+    m = if_match(request, await service.get_method(session, account_id=account_id, issuer_id=issuer_id,
+                                                   method_id=method_id, for_update=True))
     m = await service.update_method(session, m, body, principal, request.app.state.secret_key,
                                    allow_private=request.app.state.settings.webhooks_allow_private)
     return envelopes.obj(AuthMethodOut.of(m, _public(request)))
@@ -104,8 +103,7 @@ async def delete_auth_method(
 ) -> Response:
     """Remove an auth method."""
     await get_issuer_in_account(session, account_id, issuer_id)
-    m = await service.get_method(session, account_id=account_id, issuer_id=issuer_id,
-                                 method_id=method_id, for_update=True)
-    check_if_match(request, m.version)
+    m = if_match(request, await service.get_method(session, account_id=account_id, issuer_id=issuer_id,
+                                                   method_id=method_id, for_update=True))
     await service.delete_method(session, m, principal)
     return envelopes.no_content()

@@ -17,7 +17,7 @@ from app.client.schemas import (
 )
 from app.core import envelopes
 from app.core.auth import Principal, scoped
-from app.core.etags import check_if_match
+from app.core.etags import if_match
 from app.core.pagination import PageParams, page_params
 from app.core.responses import Obj, Page, ResponseModel, with_fields
 from app.core.session import db_session
@@ -87,8 +87,7 @@ async def update_client(
 ) -> JSONResponse:
     """Change a client's name, settings, status or metadata."""
     issuer = await get_issuer_in_account(session, account_id, issuer_id)
-    client = await service.get_client(session, issuer, client_id)
-    check_if_match(request, client.version)
+    client = if_match(request, await service.get_client(session, issuer, client_id))
     client = await service.update_client(session, client, body, principal)
     return envelopes.obj(ClientOut.of(client))
 
@@ -104,8 +103,7 @@ async def delete_client(
 ) -> Response:
     """Delete a client: it can no longer authenticate or sign users in."""
     issuer = await get_issuer_in_account(session, account_id, issuer_id)
-    client = await service.get_client(session, issuer, client_id)
-    check_if_match(request, client.version)
+    client = if_match(request, await service.get_client(session, issuer, client_id))
     await service.delete_client(session, client, principal)
     return envelopes.no_content()
 
@@ -121,8 +119,7 @@ async def rotate_client_secret(
 ) -> JSONResponse:
     """Replace a confidential client's secret; the new one is returned only here."""
     issuer = await get_issuer_in_account(session, account_id, issuer_id)
-    client = await service.get_client(session, issuer, client_id)
-    check_if_match(request, client.version)
+    client = if_match(request, await service.get_client(session, issuer, client_id))
     secret = await service.rotate_secret(session, client, principal)
     return envelopes.obj(ClientSecret(secret=secret), etag_ms=client.version)
 

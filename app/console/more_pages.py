@@ -19,9 +19,10 @@ from app.console.web import (
     FormErrors,
     Operator,
     check_csrf,
+    form_page,
     lines,
+    new_in_issuer_page,
     parse_body,
-    read,
     redirect,
     render,
     require,
@@ -278,19 +279,14 @@ AGENT_FIELDS = [
 ]
 
 
+def _agent_form(issuer_id: str) -> dict[str, Any]:
+    return {"title": "New agent", "action": f"/console/issuers/{issuer_id}/agents/new",
+            "fields": AGENT_FIELDS, "cancel": f"/console/agents?issuer={issuer_id}"}
+
+
 @router.get("/console/issuers/{issuer_id}/agents/new")
 async def new_agent(request: Request, issuer_id: str, operator: Operator = OP) -> Response:
-    require(operator, "issuers.agents", "write")
-    await read(request, lambda s: get_issuer_in_account(s, operator.account_id, issuer_id))
-    return render(
-        request,
-        "form.html",
-        operator=operator,
-        title="New agent",
-        action=f"/console/issuers/{issuer_id}/agents/new",
-        fields=AGENT_FIELDS,
-        cancel=f"/console/agents?issuer={issuer_id}",
-    )
+    return await new_in_issuer_page(request, operator, issuer_id, "issuers.agents", _agent_form(issuer_id))
 
 
 @router.post("/console/issuers/{issuer_id}/agents/new")
@@ -310,18 +306,7 @@ async def create_agent(request: Request, issuer_id: str, operator: Operator = OP
 
     result = body if isinstance(body, FormErrors) else await run(request, act)
     if isinstance(result, FormErrors):
-        fields = [{**f, "value": form.get(f["name"], "")} for f in AGENT_FIELDS]
-        return render(
-            request,
-            "form.html",
-            operator=operator,
-            title="New agent",
-            status_code=422,
-            errors=result,
-            action=f"/console/issuers/{issuer_id}/agents/new",
-            fields=fields,
-            cancel=f"/console/agents?issuer={issuer_id}",
-        )
+        return form_page(request, operator, _agent_form(issuer_id), result, form)
     return redirect(request, f"/console/issuers/{issuer_id}/agents/{result.id}", operator)
 
 
@@ -398,18 +383,14 @@ WEBHOOK_FIELDS = [
 ]
 
 
+WEBHOOK_FORM = {"title": "New webhook", "action": "/console/webhooks/new", "fields": WEBHOOK_FIELDS,
+                "cancel": "/console/webhooks"}
+
+
 @router.get("/console/webhooks/new")
 async def new_webhook(request: Request, operator: Operator = OP) -> Response:
     require(operator, "webhooks", "write")
-    return render(
-        request,
-        "form.html",
-        operator=operator,
-        title="New webhook",
-        action="/console/webhooks/new",
-        fields=WEBHOOK_FIELDS,
-        cancel="/console/webhooks",
-    )
+    return form_page(request, operator, WEBHOOK_FORM)
 
 
 @router.post("/console/webhooks/new")
@@ -439,18 +420,7 @@ async def create_webhook(request: Request, operator: Operator = OP) -> Response:
 
     result = body if isinstance(body, FormErrors) else await run(request, act)
     if isinstance(result, FormErrors):
-        fields = [{**f, "value": form.get(f["name"], "")} for f in WEBHOOK_FIELDS]
-        return render(
-            request,
-            "form.html",
-            operator=operator,
-            title="New webhook",
-            status_code=422,
-            errors=result,
-            action="/console/webhooks/new",
-            fields=fields,
-            cancel="/console/webhooks",
-        )
+        return form_page(request, operator, WEBHOOK_FORM, result, form)
     webhook, secret = result
     return render(
         request,

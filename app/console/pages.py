@@ -27,7 +27,9 @@ from app.console.web import (
     check_csrf,
     current_operator,
     fmt_time,
+    form_page,
     lines,
+    new_in_issuer_page,
     parse_body,
     read,
     redirect,
@@ -197,22 +199,14 @@ ISSUER_FIELDS = [
 ]
 
 
-def _with_values(fields: list[dict[str, Any]], values: dict[str, str]) -> list[dict[str, Any]]:
-    return [{**f, "value": values.get(f["name"], f.get("value", ""))} for f in fields]
+ISSUER_FORM = {"title": "New issuer", "action": "/console/issuers/new", "fields": ISSUER_FIELDS,
+               "cancel": "/console/issuers"}
 
 
 @router.get("/console/issuers/new")
 async def new_issuer(request: Request, operator: Operator = OP) -> Response:
     require(operator, "issuers", "write")
-    return render(
-        request,
-        "form.html",
-        operator=operator,
-        title="New issuer",
-        action="/console/issuers/new",
-        fields=ISSUER_FIELDS,
-        cancel="/console/issuers",
-    )
+    return form_page(request, operator, ISSUER_FORM)
 
 
 def _issuer_body(form: dict[str, str]) -> dict[str, Any]:
@@ -242,17 +236,7 @@ async def create_issuer(request: Request, operator: Operator = OP) -> Response:
             ),
         )
     if isinstance(body, FormErrors):
-        return render(
-            request,
-            "form.html",
-            operator=operator,
-            title="New issuer",
-            status_code=422,
-            action="/console/issuers/new",
-            fields=_with_values(ISSUER_FIELDS, form),
-            errors=body,
-            cancel="/console/issuers",
-        )
+        return form_page(request, operator, ISSUER_FORM, body, form)
     return redirect(request, issuer_url(body.id) + "?created=1", operator)
 
 
@@ -451,19 +435,14 @@ def _client_body(form: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def _client_form(issuer_id: str) -> dict[str, Any]:
+    return {"title": "New client", "action": f"/console/issuers/{issuer_id}/clients/new",
+            "fields": CLIENT_FIELDS, "cancel": issuer_url(issuer_id)}
+
+
 @router.get("/console/issuers/{issuer_id}/clients/new")
 async def new_client(request: Request, issuer_id: str, operator: Operator = OP) -> Response:
-    require(operator, "issuers.clients", "write")
-    await read(request, lambda s: get_issuer_in_account(s, operator.account_id, issuer_id))
-    return render(
-        request,
-        "form.html",
-        operator=operator,
-        title="New client",
-        action=f"/console/issuers/{issuer_id}/clients/new",
-        fields=CLIENT_FIELDS,
-        cancel=issuer_url(issuer_id),
-    )
+    return await new_in_issuer_page(request, operator, issuer_id, "issuers.clients", _client_form(issuer_id))
 
 
 @router.post("/console/issuers/{issuer_id}/clients/new")
@@ -478,17 +457,7 @@ async def create_client(request: Request, issuer_id: str, operator: Operator = O
 
     result = body if isinstance(body, FormErrors) else await run(request, act)
     if isinstance(result, FormErrors):
-        return render(
-            request,
-            "form.html",
-            operator=operator,
-            title="New client",
-            status_code=422,
-            action=f"/console/issuers/{issuer_id}/clients/new",
-            errors=result,
-            fields=_with_values(CLIENT_FIELDS, form),
-            cancel=issuer_url(issuer_id),
-        )
+        return form_page(request, operator, _client_form(issuer_id), result, form)
     client, secret = result
     if secret is None:
         return redirect(request, issuer_url(issuer_id) + "?flash=Client+created.", operator)
@@ -602,19 +571,15 @@ ORG_FIELDS = [
 ]
 
 
+def _org_form(issuer_id: str) -> dict[str, Any]:
+    return {"title": "New organization", "action": f"/console/issuers/{issuer_id}/organizations/new",
+            "fields": ORG_FIELDS, "cancel": f"/console/organizations?issuer={issuer_id}"}
+
+
 @router.get("/console/issuers/{issuer_id}/organizations/new")
 async def new_org(request: Request, issuer_id: str, operator: Operator = OP) -> Response:
-    require(operator, "issuers.organizations", "write")
-    await read(request, lambda s: get_issuer_in_account(s, operator.account_id, issuer_id))
-    return render(
-        request,
-        "form.html",
-        operator=operator,
-        title="New organization",
-        action=f"/console/issuers/{issuer_id}/organizations/new",
-        fields=ORG_FIELDS,
-        cancel=f"/console/organizations?issuer={issuer_id}",
-    )
+    form = _org_form(issuer_id)
+    return await new_in_issuer_page(request, operator, issuer_id, "issuers.organizations", form)
 
 
 @router.post("/console/issuers/{issuer_id}/organizations/new")
@@ -636,17 +601,7 @@ async def create_org(request: Request, issuer_id: str, operator: Operator = OP) 
 
     result = body if isinstance(body, FormErrors) else await run(request, act)
     if isinstance(result, FormErrors):
-        return render(
-            request,
-            "form.html",
-            operator=operator,
-            title="New organization",
-            status_code=422,
-            action=f"/console/issuers/{issuer_id}/organizations/new",
-            errors=result,
-            fields=_with_values(ORG_FIELDS, form),
-            cancel=f"/console/organizations?issuer={issuer_id}",
-        )
+        return form_page(request, operator, _org_form(issuer_id), result, form)
     return redirect(request, org_url(issuer_id, result.id) + "?flash=Organization+created.", operator)
 
 
@@ -878,19 +833,14 @@ async def users(request: Request, operator: Operator = OP) -> Response:
     )
 
 
+def _user_form(issuer_id: str) -> dict[str, Any]:
+    return {"title": "New user", "action": f"/console/issuers/{issuer_id}/users/new", "fields": USER_FIELDS,
+            "cancel": f"/console/users?issuer={issuer_id}"}
+
+
 @router.get("/console/issuers/{issuer_id}/users/new")
 async def new_user(request: Request, issuer_id: str, operator: Operator = OP) -> Response:
-    require(operator, "issuers.users", "write")
-    await read(request, lambda s: get_issuer_in_account(s, operator.account_id, issuer_id))
-    return render(
-        request,
-        "form.html",
-        operator=operator,
-        title="New user",
-        action=f"/console/issuers/{issuer_id}/users/new",
-        fields=USER_FIELDS,
-        cancel=f"/console/users?issuer={issuer_id}",
-    )
+    return await new_in_issuer_page(request, operator, issuer_id, "issuers.users", _user_form(issuer_id))
 
 
 @router.post("/console/issuers/{issuer_id}/users/new")
@@ -915,17 +865,7 @@ async def create_user(request: Request, issuer_id: str, operator: Operator = OP)
 
     result = body if isinstance(body, FormErrors) else await run(request, act)
     if isinstance(result, FormErrors):
-        return render(
-            request,
-            "form.html",
-            operator=operator,
-            title="New user",
-            status_code=422,
-            action=f"/console/issuers/{issuer_id}/users/new",
-            errors=result,
-            fields=_with_values(USER_FIELDS, form),
-            cancel=f"/console/users?issuer={issuer_id}",
-        )
+        return form_page(request, operator, _user_form(issuer_id), result, form)
     return redirect(request, f"/console/issuers/{issuer_id}/users/{result.id}?flash=User+created.", operator)
 
 

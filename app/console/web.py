@@ -23,6 +23,7 @@ from app.core.auth import Principal
 from app.core.crypto import constant_time_equals, decrypt, encrypt
 from app.core.errors import ApiError, validation_fields
 from app.core.scopes import has_access
+from app.issuer.dependencies import get_issuer_in_account
 
 HERE = Path(__file__).parent
 SESSION_COOKIE = "authpi_console"
@@ -250,6 +251,36 @@ def render(
         operator.session.last_seen = int(time.time())
         set_session_cookie(response, request, operator.session)
     return response
+
+
+def with_values(fields: list[dict[str, Any]], values: dict[str, str]) -> list[dict[str, Any]]:
+    """The form's fields again with what the operator typed in them."""
+    return [{**f, "value": values.get(f["name"], f.get("value", ""))} for f in fields]
+
+
+def form_page(
+    request: Request,
+    operator: Operator,
+    form: dict[str, Any],
+    errors: FormErrors | None = None,
+    values: dict[str, str] | None = None,
+) -> HTMLResponse:
+    """A "New ..." form (`form`: its title, action, fields and cancel link): blank, or shown again
+    (422) with what was typed and why it was refused."""
+    if errors is None:
+        return render(request, "form.html", operator=operator, **form)
+    fields = with_values(form["fields"], values or {})
+    return render(request, "form.html", operator=operator, status_code=422, errors=errors,
+                  **{**form, "fields": fields})
+
+
+async def new_in_issuer_page(request: Request, operator: Operator, issuer_id: str, resource: str,
+                             form: dict[str, Any]) -> HTMLResponse:
+    """A blank "New ..." form under an issuer the operator's account owns, for one allowed to write
+    `resource` there."""
+    require(operator, resource, "write")
+    await read(request, lambda s: get_issuer_in_account(s, operator.account_id, issuer_id))
+    return form_page(request, operator, form)
 
 
 def refusal_page(request: Request, exc: ConsoleRefusal) -> HTMLResponse:

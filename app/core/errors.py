@@ -32,9 +32,22 @@ class FieldError(dict):
 
 
 class ApiError(Exception):
+    """A refusal in the contract's error shape. A kind of refusal names its answer where it is
+    declared: `class NotFound(ApiError, status=404, error="not_found")`."""
+
     status_code = 500
     error = "server_error"
     retryable = False
+
+    def __init_subclass__(cls, *, status: int | None = None, error: str | None = None,
+                          retryable: bool | None = None, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if status is not None:
+            cls.status_code = status
+        if error is not None:
+            cls.error = error
+        if retryable is not None:
+            cls.retryable = retryable
 
     def __init__(
         self,
@@ -62,15 +75,11 @@ class ApiError(Exception):
         return body
 
 
-class BadRequest(ApiError):
-    status_code = 400
-    error = "invalid_request"
+class BadRequest(ApiError, status=400, error="invalid_request"):
+    pass
 
 
-class ValidationFailed(ApiError):
-    status_code = 422
-    error = "invalid_request"
-
+class ValidationFailed(ApiError, status=422, error="invalid_request"):
     def __init__(self, description: str, *, field: str | None = None, code: str = "invalid", **kw: Any):
         if field is not None and "fields" not in kw:
             kw["fields"] = [FieldError(field, code, description)]
@@ -78,41 +87,30 @@ class ValidationFailed(ApiError):
         super().__init__(description, **kw)
 
 
-class Unauthorized(ApiError):
-    status_code = 401
-    error = "unauthorized"
-
+class Unauthorized(ApiError, status=401, error="unauthorized"):
     def __init__(self, description: str = "Missing or invalid credentials", **kw: Any) -> None:
         kw.setdefault("headers", {"WWW-Authenticate": 'Basic realm="authpi", Bearer'})
         super().__init__(description, **kw)
 
 
-class Forbidden(ApiError):
-    status_code = 403
-    error = "access_denied"
+class Forbidden(ApiError, status=403, error="access_denied"):
+    pass
 
 
-class InsufficientScope(Forbidden):
-    error = "insufficient_scope"
+class InsufficientScope(Forbidden, error="insufficient_scope"):
+    pass
 
 
-class NotFound(ApiError):
-    status_code = 404
-    error = "not_found"
-
+class NotFound(ApiError, status=404, error="not_found"):
     def __init__(self, what: str = "resource", **kw: Any) -> None:
         super().__init__(f"The {what} was not found", **kw)
 
 
-class Conflict(ApiError):
-    status_code = 409
-    error = "conflict"
+class Conflict(ApiError, status=409, error="conflict"):
+    pass
 
 
-class PreconditionFailed(ApiError):
-    status_code = 412
-    error = "precondition_failed"
-
+class PreconditionFailed(ApiError, status=412, error="precondition_failed"):
     def __init__(self, current_etag: str) -> None:
         # The SDK reads current_etag; the docs show currentETag: send both.
         super().__init__(
@@ -121,21 +119,15 @@ class PreconditionFailed(ApiError):
         )
 
 
-class PayloadTooLarge(ApiError):
-    status_code = 413
-    error = "invalid_request"
+class PayloadTooLarge(ApiError, status=413, error="invalid_request"):
+    pass
 
 
-class HeadersTooLarge(ApiError):
-    status_code = 431
-    error = "invalid_request"
+class HeadersTooLarge(ApiError, status=431, error="invalid_request"):
+    pass
 
 
-class TooManyRequests(ApiError):
-    status_code = 429
-    error = "rate_limited"
-    retryable = True
-
+class TooManyRequests(ApiError, status=429, error="rate_limited", retryable=True):
     def __init__(self, retry_after: int, description: str = "Too many requests") -> None:
         retry_after = max(1, int(retry_after))
         super().__init__(
@@ -143,12 +135,8 @@ class TooManyRequests(ApiError):
         )
 
 
-class ServiceUnavailable(ApiError):
+class ServiceUnavailable(ApiError, status=503, error="service_unavailable", retryable=True):
     """The database (or another dependency) cannot be reached: worth retrying shortly."""
-
-    status_code = 503
-    error = "service_unavailable"
-    retryable = True
 
     def __init__(self, description: str = "The service is temporarily unavailable; retry shortly",
                  retry_after: int = RETRY_AFTER_SECONDS) -> None:

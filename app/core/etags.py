@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Protocol, TypeVar
+
 from fastapi import Request
 
 from app.core.errors import PreconditionFailed
+
+
+class Versioned(Protocol):
+    @property
+    def version(self) -> int: ...
+
+
+V = TypeVar("V", bound=Versioned)
 
 
 def etag_for(version_ms: int) -> str:
@@ -31,3 +41,9 @@ def check_if_match(request: Request, version_ms: int) -> None:
     if any(c.strip() == "*" or _normalise(c) == str(version_ms) for c in candidates):
         return
     raise PreconditionFailed(current)
+
+
+def if_match(request: Request, row: V) -> V:
+    """The row a write is about, once the request's If-Match (if any) names its current version."""
+    check_if_match(request, row.version)
+    return row

@@ -10,7 +10,7 @@ from app.account import service as accounts
 from app.account.schemas import AccountDomain, AccountOut
 from app.core import envelopes
 from app.core.auth import Principal, scoped
-from app.core.etags import check_if_match
+from app.core.etags import if_match
 from app.core.responses import Obj, Page
 from app.core.session import db_session
 from app.domain import service
@@ -64,8 +64,7 @@ async def remove_domain(
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> Response:
     """Remove a domain from the account."""
-    account = await service.lock_account(session, account_id)
-    check_if_match(request, account.version)
+    account = if_match(request, await service.lock_account(session, account_id))
     await service.remove_domain(session, account, domain, principal)
     return envelopes.no_content()
 
@@ -80,8 +79,7 @@ async def assign_domain(
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Route the domain to one of the account's issuers."""
-    account = await service.lock_account(session, account_id)
-    check_if_match(request, account.version)
+    account = if_match(request, await service.lock_account(session, account_id))
     account = await service.assign_domain(session, account, domain, body.issuer_id, principal)
     return envelopes.obj(AccountOut.of(account))
 
@@ -95,8 +93,7 @@ async def unassign_domain(
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Stop routing the domain to its issuer."""
-    account = await service.lock_account(session, account_id)
-    check_if_match(request, account.version)
+    account = if_match(request, await service.lock_account(session, account_id))
     account = await service.unassign_domain(session, account, domain, principal)
     return envelopes.obj(AccountOut.of(account))
 
@@ -110,7 +107,6 @@ async def verify_domain(
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Check the domain's TXT record; the domain's `verified` says whether it was found."""
-    account = await service.lock_account(session, account_id)
-    check_if_match(request, account.version)
+    account = if_match(request, await service.lock_account(session, account_id))
     account = await service.verify_domain(session, account, domain, _resolver(request), principal)
     return envelopes.obj(AccountOut.of(account))

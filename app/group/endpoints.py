@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import envelopes
 from app.core.auth import Principal, scoped
-from app.core.etags import check_if_match
+from app.core.etags import if_match
 from app.core.pagination import PageParams, page_params
 from app.core.responses import Obj, Page
 from app.core.session import db_session
@@ -80,8 +80,7 @@ async def update_group(
 ) -> JSONResponse:
     """Change a group's name, description, scopes or metadata."""
     org = await resolve_organization(session, account_id, issuer_id, org_id)
-    group = await service.get_group(session, org, group_id, for_update=True)
-    check_if_match(request, group.version)
+    group = if_match(request, await service.get_group(session, org, group_id, for_update=True))
     group = await service.update_group(session, org, group, body, principal)
     return envelopes.obj(GroupOut.of(group))
 
@@ -98,7 +97,6 @@ async def delete_group(
 ) -> Response:
     """Delete a group; members no longer inherit its scopes."""
     org = await resolve_organization(session, account_id, issuer_id, org_id)
-    group = await service.get_group(session, org, group_id, for_update=True)
-    check_if_match(request, group.version)
+    group = if_match(request, await service.get_group(session, org, group_id, for_update=True))
     await service.delete_group(session, group, principal)
     return envelopes.no_content()

@@ -15,6 +15,7 @@ from app.core.rows import one_or_404
 from app.core.scopes import within
 from app.events.service import record
 from app.group.schemas import GroupCreate, GroupUpdate
+from app.models.base import assign
 from app.models.group import Group
 from app.models.membership import Membership
 from app.models.organization import Organization
@@ -64,15 +65,7 @@ async def update_group(session: AsyncSession, org: Organization, group: Group, b
     changes = body.model_dump(exclude_unset=True)
     if changes.get("scopes") is not None:
         check_within_org(org, changes["scopes"])
-    for field, value in changes.items():
-        if field == "metadata":
-            group.metadata_ = value or {}
-        elif field == "scopes":
-            group.scopes = value or []
-        elif field == "name" and value is None:
-            continue
-        else:
-            setattr(group, field, value)
+    assign(group, changes, lists=("scopes",))
     touch(group)
     await session.flush()
     await _event(session, group, "organization.group.updated", auth, {"changed": sorted(changes)})

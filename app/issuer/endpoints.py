@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import envelopes
 from app.core.auth import Principal, scoped
-from app.core.etags import check_if_match
+from app.core.etags import if_match
 from app.core.pagination import PageParams, page_params
 from app.core.responses import Obj, Page
 from app.core.session import db_session
@@ -81,8 +81,7 @@ async def update_issuer(
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Change an issuer's name, description, scopes, status, settings or metadata."""
-    issuer = await get_issuer_in_account(session, account_id, issuer_id)
-    check_if_match(request, issuer.version)
+    issuer = if_match(request, await get_issuer_in_account(session, account_id, issuer_id))
     issuer = await service.update_issuer(session, issuer, body, principal)
     return envelopes.obj(IssuerOut.of(issuer))
 
@@ -96,8 +95,7 @@ async def delete_issuer(
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> Response:
     """Delete an issuer: its OIDC endpoints, clients and tokens stop working."""
-    issuer = await get_issuer_in_account(session, account_id, issuer_id)
-    check_if_match(request, issuer.version)
+    issuer = if_match(request, await get_issuer_in_account(session, account_id, issuer_id))
     await service.delete_issuer(session, issuer, principal)
     return envelopes.no_content()
 

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import envelopes
 from app.core.auth import Principal, scoped
-from app.core.etags import check_if_match
+from app.core.etags import if_match
 from app.core.pagination import PageParams, page_params
 from app.core.responses import Obj, Page
 from app.core.session import db_session
@@ -70,8 +70,7 @@ async def update_member(
 ) -> JSONResponse:
     """Change a member's scopes, groups, title, metadata or status."""
     org = await resolve_organization(session, account_id, issuer_id, org_id)
-    m = await service.get_membership(session, org, member_id, for_update=True)
-    check_if_match(request, m.version)
+    m = if_match(request, await service.get_membership(session, org, member_id, for_update=True))
     m = await service.update_membership(session, org, m, body, principal)
     return envelopes.obj(MembershipOut.of(m), etag_ms=m.version)
 
@@ -88,7 +87,6 @@ async def delete_member(
 ) -> Response:
     """Remove a member from the organization."""
     org = await resolve_organization(session, account_id, issuer_id, org_id)
-    m = await service.get_membership(session, org, member_id, for_update=True)
-    check_if_match(request, m.version)
+    m = if_match(request, await service.get_membership(session, org, member_id, for_update=True))
     await service.delete_membership(session, m, principal)
     return envelopes.no_content()

@@ -37,6 +37,22 @@ def json_list(name: str | None = None) -> Mapped[list[Any]]:
     return mapped_column(JSONB, nullable=False, default=list, server_default="[]")
 
 
+def assign(row: Any, changes: dict[str, Any], *, lists: tuple[str, ...] = (),
+           columns: dict[str, str] | None = None) -> None:
+    """An update body's fields onto its row: a `name` sent as null is kept (it cannot be unset), a
+    JSON list (`lists`) or `metadata` sent as null is emptied; `metadata` lives in `metadata_`, and
+    `columns` names any other attribute that differs from its field."""
+    attributes = {"metadata": "metadata_", **(columns or {})}
+    for field, value in changes.items():
+        if field == "name" and value is None:
+            continue
+        if field in lists:
+            value = value or []
+        elif field == "metadata":
+            value = value or {}
+        setattr(row, attributes.get(field, field), value)
+
+
 class Timestamps:
     """Times are integer milliseconds since the epoch, as the Core API speaks them."""
 
@@ -53,6 +69,20 @@ class StatusFields:
     status_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     status_reason: Mapped[str | None] = mapped_column(String(1024), nullable=True)
     status_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+    def apply_status(self, status: str | None, reason: str | None, reason_sent: bool,
+                     actor: str | None) -> bool:
+        """An update body's `status` / `status_reason`: a new status moves with its time, reason and
+        actor; otherwise a sent reason alone replaces the reason. True when the status moved."""
+        if status is not None and status != self.status:
+            self.status = status
+            self.status_at = now_ms()
+            self.status_reason = reason
+            self.status_by = actor
+            return True
+        if reason_sent:
+            self.status_reason = reason
+        return False
 
 
 class IssuerOwned:

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import envelopes
 from app.core.auth import Principal, scoped
-from app.core.etags import check_if_match
+from app.core.etags import if_match
 from app.core.pagination import PageParams, page_params
 from app.core.responses import DataList, Obj, Page
 from app.core.session import db_session
@@ -115,8 +115,8 @@ async def update_note(
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Edit a note's content or pin it."""
-    note = await service.get_note(session, account_id=account_id, note_id=note_id, for_update=True)
-    check_if_match(request, note.version)
+    note = if_match(request, await service.get_note(session, account_id=account_id, note_id=note_id,
+                                                    for_update=True))
     note = await service.update_note(session, note, body, principal)
     return envelopes.obj(NoteOut.of(note))
 
@@ -130,7 +130,7 @@ async def delete_note(
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> Response:
     """Delete a note."""
-    note = await service.get_note(session, account_id=account_id, note_id=note_id, for_update=True)
-    check_if_match(request, note.version)
+    note = if_match(request, await service.get_note(session, account_id=account_id, note_id=note_id,
+                                                    for_update=True))
     await service.delete_note(session, note, principal)
     return envelopes.no_content()

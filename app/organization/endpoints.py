@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core import envelopes
 from app.core.auth import Principal, scoped
 from app.core.errors import ValidationFailed
-from app.core.etags import check_if_match
+from app.core.etags import if_match
 from app.core.pagination import PageParams, page_params
 from app.core.responses import Obj, Page
 from app.core.session import db_session
@@ -130,8 +130,8 @@ async def update_organization(
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Change an organization; status moves between active and suspended."""
-    org = await service.resolve_organization(session, account_id, issuer_id, org_id, for_update=True)
-    check_if_match(request, org.version)
+    org = if_match(request, await service.resolve_organization(session, account_id, issuer_id, org_id,
+                                                               for_update=True))
     org = await service.update_organization(session, org, body, principal, **_sso_options(request))
     return envelopes.obj(OrganizationOut.of(org, _public(request)))
 
@@ -146,8 +146,8 @@ async def delete_organization(
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> Response:
     """Delete an organization (soft: it is 404 everywhere afterwards)."""
-    org = await service.resolve_organization(session, account_id, issuer_id, org_id, for_update=True)
-    check_if_match(request, org.version)
+    org = if_match(request, await service.resolve_organization(session, account_id, issuer_id, org_id,
+                                                               for_update=True))
     await service.delete_organization(session, org, principal)
     return envelopes.no_content()
 
@@ -163,8 +163,7 @@ async def add_sso_domain(
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Claim an email domain for SSO; prove it with the returned DNS TXT record."""
-    org = await service.resolve_organization(session, account_id, issuer_id, org_id)
-    check_if_match(request, org.version)
+    org = if_match(request, await service.resolve_organization(session, account_id, issuer_id, org_id))
     row = await sso.add_domain(session, org, sso.normalize_domain(body.domain), principal)
     return envelopes.created(sso.DomainOut.of(row))
 
@@ -181,8 +180,7 @@ async def remove_sso_domain(
 ) -> JSONResponse:
     """Release a claimed domain (answers an object, unlike other deletes: the SDK expects one)."""
     org = await service.resolve_organization(session, account_id, issuer_id, org_id)
-    row = await sso.get_domain(session, org, domain, for_update=True)
-    check_if_match(request, row.version)
+    row = if_match(request, await sso.get_domain(session, org, domain, for_update=True))
     await sso.remove_domain(session, org, row, principal)
     return envelopes.obj(sso.DomainRemoved(domain=row.domain))
 
@@ -199,8 +197,7 @@ async def verify_sso_domain(
 ) -> JSONResponse:
     """Look up the domain's TXT record; `verified` false with an `error` when it is not there yet."""
     org = await service.resolve_organization(session, account_id, issuer_id, org_id)
-    row = await sso.get_domain(session, org, domain, for_update=True)
-    check_if_match(request, row.version)
+    row = if_match(request, await sso.get_domain(session, org, domain, for_update=True))
     resolver = getattr(request.app.state, "txt_resolver", None) or resolver_for(
         request.app.state.settings.dns_nameservers)
     result = await sso.verify_domain(session, org, row, resolver, principal)
@@ -217,7 +214,7 @@ async def rotate_sso_secret(
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """A new SSO connection secret, shown in this response only (no body)."""
-    org = await service.resolve_organization(session, account_id, issuer_id, org_id, for_update=True)
-    check_if_match(request, org.version)
+    org = if_match(request, await service.resolve_organization(session, account_id, issuer_id, org_id,
+                                                               for_update=True))
     secret = await sso.rotate_secret(session, org, principal)
     return envelopes.obj(sso.SsoSecret(secret=secret))

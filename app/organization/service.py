@@ -130,14 +130,8 @@ async def update_organization(session: AsyncSession, org: Organization, body: Or
     old_sso = dict(org.sso or {})
     await _check_sso(org, changes, server_key, allow_private)
     _apply(org, changes)
-    status_changed = new_status is not None and new_status != org.status
-    if status_changed:
-        org.status = new_status
-        org.status_at = now_ms()
-        org.status_reason = reason
-        org.status_by = auth.actor_id
-    elif "status_reason" in body.model_fields_set:
-        org.status_reason = reason
+    status_changed = org.apply_status(new_status, reason, "status_reason" in body.model_fields_set,
+                                      auth.actor_id)
     touch(org)
     await session.flush()
     common = {"account_id": org.account_id, "issuer_id": org.issuer_id, "org_id": org.id,

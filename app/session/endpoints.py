@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core import envelopes
 from app.core.auth import Principal, scoped
 from app.core.errors import ValidationFailed
-from app.core.etags import check_if_match
+from app.core.etags import if_match
 from app.core.responses import Obj, Page, optional_json_body
 from app.core.rows import one_or_404
 from app.core.session import db_session
@@ -81,8 +81,7 @@ async def _end(request: Request, account_id: str, issuer_id: str, session_id: st
                session: AsyncSession, *, status: str, event: str) -> service.SessionOut:
     body = await _optional_body(request)
     await get_issuer_in_account(session, account_id, issuer_id)
-    row = await service.get_session(session, account_id, issuer_id, session_id)
-    check_if_match(request, row.version)
+    row = if_match(request, await service.get_session(session, account_id, issuer_id, session_id))
     if row.status == "revoked":
         raise ValidationFailed("The session is already revoked", field="status")
     row = await service.end_session(session, row, status=status, reason=body.reason or body.status_reason,
@@ -122,7 +121,6 @@ async def reactivate_session(
 ) -> JSONResponse:
     """Reactivate a suspended session."""
     await get_issuer_in_account(session, account_id, issuer_id)
-    row = await service.get_session(session, account_id, issuer_id, session_id)
-    check_if_match(request, row.version)
+    row = if_match(request, await service.get_session(session, account_id, issuer_id, session_id))
     row = await service.reactivate(session, row, principal)
     return envelopes.obj(service.SessionOut.of(row))

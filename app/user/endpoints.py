@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core import envelopes
 from app.core.auth import Principal, scoped
 from app.core.errors import NotFound, ValidationFailed
-from app.core.etags import check_if_match
+from app.core.etags import check_if_match, if_match
 from app.core.pagination import PageParams, page_params
 from app.core.responses import Obj, Page
 from app.core.session import db_session
@@ -107,8 +107,8 @@ async def update_user(
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Change a user; status `blocked` blocks, `active` unblocks."""
-    user = await service.get_user_in_issuer(session, account_id, issuer_id, user_id, for_update=True)
-    check_if_match(request, user.version)
+    user = if_match(request, await service.get_user_in_issuer(session, account_id, issuer_id, user_id,
+                                                              for_update=True))
     user = await service.update_user(session, user, body, principal)
     return envelopes.obj(UserOut.of(user))
 
@@ -123,8 +123,8 @@ async def delete_user(
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> Response:
     """Delete a user (soft: status `deleted`, 404 afterwards; the username is freed)."""
-    user = await service.get_user_in_issuer(session, account_id, issuer_id, user_id, for_update=True)
-    check_if_match(request, user.version)
+    user = if_match(request, await service.get_user_in_issuer(session, account_id, issuer_id, user_id,
+                                                              for_update=True))
     await service.delete_user(session, user, principal)
     return envelopes.no_content()
 
@@ -230,8 +230,7 @@ async def update_verifier(
     if _is_password(user, verifier_id) and user.password_hash:
         raise ValidationFailed("The password verifier is changed by creating a new one",
                                field="verifier_id")
-    v = await verifiers.get_totp(session, user, verifier_id, for_update=True)
-    check_if_match(request, v.version)
+    v = if_match(request, await verifiers.get_totp(session, user, verifier_id, for_update=True))
     v = await verifiers.update_totp(session, user, v, body.model_dump(exclude_unset=True), principal)
     return envelopes.obj(verifiers.verifier_out(v))
 
@@ -254,8 +253,7 @@ async def delete_verifier(
         check_if_match(request, password_verifier(user).created_at)
         await service.remove_password(session, user, principal)
         return envelopes.no_content()
-    v = await verifiers.get_totp(session, user, verifier_id, for_update=True)
-    check_if_match(request, v.version)
+    v = if_match(request, await verifiers.get_totp(session, user, verifier_id, for_update=True))
     await verifiers.delete_totp(session, user, v, principal)
     return envelopes.no_content()
 
@@ -274,8 +272,7 @@ async def regenerate_backup_codes(
     user = await service.get_user_in_issuer(session, account_id, issuer_id, user_id)
     if _is_password(user, verifier_id) and user.password_hash:
         raise ValidationFailed("Only TOTP verifiers have backup codes", field="verifier_id")
-    v = await verifiers.get_totp(session, user, verifier_id, for_update=True)
-    check_if_match(request, v.version)
+    v = if_match(request, await verifiers.get_totp(session, user, verifier_id, for_update=True))
     codes = await verifiers.regenerate_codes(session, user, v, server_key=request.app.state.secret_key,
                                              auth=principal)
     return envelopes.obj(BackupCodes(codes=codes))
@@ -297,8 +294,7 @@ async def verify_verifier(
     if _is_password(user, verifier_id) and user.password_hash:
         raise ValidationFailed("The password verifier is not checked with a code",
                                field="verifier_id")
-    v = await verifiers.get_totp(session, user, verifier_id, for_update=True)
-    check_if_match(request, v.version)
+    v = if_match(request, await verifiers.get_totp(session, user, verifier_id, for_update=True))
     result = await verifiers.verify_code(session, user, v, code=body.code,
                                          server_key=request.app.state.secret_key, auth=principal)
     return envelopes.obj(CodeCheckResult(**result))
@@ -349,9 +345,8 @@ async def decide_approval(
 ) -> JSONResponse:
     """Approve (the user becomes active) or reject (the user can never sign in)."""
     await get_issuer_in_account(session, account_id, issuer_id)
-    user = await service.get_approval_user(session, account_id=account_id, issuer_id=issuer_id,
-                                           user_id=user_id, for_update=True)
-    check_if_match(request, user.version)
+    user = if_match(request, await service.get_approval_user(
+        session, account_id=account_id, issuer_id=issuer_id, user_id=user_id, for_update=True))
     user = await service.decide_approval(session, user, status=body.status, reason=body.reason,
                                          auth=principal)
     return envelopes.obj(UserOut.of(user))
@@ -470,8 +465,7 @@ async def revoke_personal_token(
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
     """Revoke a personal access token at once (the body, with a reason, is optional)."""
-    token = await tokens.get_token(session, account_id, token_id, for_update=True)
-    check_if_match(request, token.version)
+    token = if_match(request, await tokens.get_token(session, account_id, token_id, for_update=True))
     reason = (body.status_reason or body.reason) if body else None
     token = await tokens.revoke_token(session, token, reason, principal)
     return envelopes.obj(tokens.PersonalTokenOut.of(token))
@@ -486,7 +480,6 @@ async def delete_personal_token(
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> Response:
     """Delete a personal access token (its row is gone; it no longer authenticates)."""
-    token = await tokens.get_token(session, account_id, token_id, for_update=True)
-    check_if_match(request, token.version)
+    token = if_match(request, await tokens.get_token(session, account_id, token_id, for_update=True))
     await tokens.delete_token(session, token, principal)
     return envelopes.no_content()

@@ -17,6 +17,7 @@ The scheme, in three steps:
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 from confusable_homoglyphs import confusables
 from precis_i18n import get_profile
@@ -30,22 +31,22 @@ class IdentifierError(ValueError):
     pass
 
 
-def display_form(value: str) -> str:
-    """The username as stored and shown (PRECIS UsernameCasePreserved). Raises IdentifierError."""
+def _enforce(profile: Any, value: str) -> str:
     try:
-        return _CASE_PRESERVED.enforce(value)
+        return profile.enforce(value)
     except UnicodeError as exc:
         raise IdentifierError("username contains characters that are not allowed in an identifier "
                               "(spaces, controls, invisible or compatibility characters)") from exc
+
+
+def display_form(value: str) -> str:
+    """The username as stored and shown (PRECIS UsernameCasePreserved). Raises IdentifierError."""
+    return _enforce(_CASE_PRESERVED, value)
 
 
 def compare_form(value: str) -> str:
     """The form usernames are compared in (PRECIS UsernameCaseMapped). Raises IdentifierError."""
-    try:
-        return _CASE_MAPPED.enforce(value)
-    except UnicodeError as exc:
-        raise IdentifierError("username contains characters that are not allowed in an identifier "
-                              "(spaces, controls, invisible or compatibility characters)") from exc
+    return _enforce(_CASE_MAPPED, value)
 
 
 def lookup_form(value: str) -> str:

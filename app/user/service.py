@@ -180,13 +180,7 @@ async def update_user(session: AsyncSession, user: User, body: UserUpdate, auth:
     status_changed = new_status is not None and new_status != user.status
     if status_changed and user.status in ("pending_approval", "rejected"):
         raise Conflict("This user awaits an approval decision: use the approvals API")
-    if status_changed:
-        user.status = new_status
-        user.status_at = now_ms()
-        user.status_reason = reason
-        user.status_by = auth.actor_id
-    elif "status_reason" in body.model_fields_set:
-        user.status_reason = reason
+    user.apply_status(new_status, reason, "status_reason" in body.model_fields_set, auth.actor_id)
     touch(user)
     await _flush_unique(session)
     if changes or (not status_changed and "status_reason" in body.model_fields_set):
