@@ -210,19 +210,24 @@ end
     return _run(script, url + path, duration, connections)
 
 
-async def make_fixtures(url: str, server: str) -> dict:
-    """Account, issuer, clients and user through the API; then one real code flow, whose rows (the
-    sign-in session, the grant, its refresh token, and an unredeemed code) are the templates that
-    `clone_chains` and `clone_codes` copy."""
+async def new_account(url: str, name: str) -> tuple:
+    """An account and its first API key (console onboarding), straight in the database."""
     from app.account.service import create_account
     from app.core.db import Database
 
     db = Database(url, pool_size=2)
     try:
         async with db.unit_of_work() as session:
-            account, key, secret = await create_account(session, "bench")
+            return await create_account(session, name)
     finally:
         await db.dispose()
+
+
+async def make_fixtures(url: str, server: str) -> dict:
+    """Account, issuer, clients and user through the API; then one real code flow, whose rows (the
+    sign-in session, the grant, its refresh token, and an unredeemed code) are the templates that
+    `clone_chains` and `clone_codes` copy."""
+    account, key, secret = await new_account(url, "bench")
     a = f"/v1/accounts/{account.id}"
     async with httpx.AsyncClient(base_url=server, auth=(key.id, secret), timeout=30) as admin:
         issuer = (await admin.post(f"{a}/issuers", json={"name": "bench"})).json()["data"]
@@ -389,6 +394,42 @@ def summary(results: dict[str, list[Result]], bare: list[Result]) -> dict[str, d
     return out
 
 
+async def make_exchange_fixture(url: str, server: str) -> dict:
+    """Token exchange (RFC 8693): an issuer with a user whose access token carries an API scope,
+    and an agent (one secret verifier) allowed that scope. Its own account, so the other cases'
+    fixtures stay as they are."""
+    from tests.oidc.helpers import pkce_pair, sign_in
+
+    account, key, secret = await new_account(url, "bench-exchange")
+    a = f"/v1/accounts/{account.id}"
+    async with httpx.AsyncClient(base_url=server, auth=(key.id, secret), timeout=30) as admin:
+        issuer = (await admin.post(f"{a}/issuers", json={"name": "bench-exchange"})).json()["data"]["id"]
+        i = f"{a}/issuers/{issuer}"
+        app = (await admin.post(f"{i}/clients", json={"name": "app", "settings": {
+            "scopes": ["openid", "invoices:read"], "openid": {
+                "grant_types": ["authorization_code"], "redirect_uris": [REDIRECT]}}})).json()["data"]
+        await admin.post(f"{i}/users", json={"username_type": "email", "username": "bench@example.com",
+                                             "password": PASSWORD})
+        agent = (await admin.post(f"{i}/agents", json={"name": "bench-agent", "scopes": ["invoices:read"]})
+                 ).json()["data"]["id"]
+        verifier = (await admin.post(f"{i}/agents/{agent}/verifiers", json={"type": "secret"})).json()["data"]
+    code_verifier, challenge = pkce_pair()
+    async with httpx.AsyncClient(timeout=30) as browser:
+        r = await sign_in(browser, f"{server}/{issuer}/authorize?" + urlencode({
+            "client_id": app["id"], "redirect_uri": REDIRECT, "response_type": "code",
+            "scope": "openid invoices:read", "code_challenge": challenge, "code_challenge_method": "S256",
+            "state": "s"}), "bench@example.com", PASSWORD)
+        code = parse_qs(urlsplit(r.headers["location"]).query)["code"][0]
+        t = await browser.post(f"{server}/{issuer}/token", data={
+            "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+            "code_verifier": code_verifier, "client_id": app["id"], "client_secret": app["secret"]})
+        assert t.status_code == 200, t.text
+    body = urlencode({"grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+                      "subject_token": t.json()["access_token"],
+                      "subject_token_type": "urn:ietf:params:oauth:token-type:access_token"})
+    return {"path": f"/{issuer}/token", "body": body, "auth": basic(agent, verifier["secret"])}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -446,6 +487,9 @@ def main() -> None:
             "refresh_token": refresh_case,
             "authorization_code": code_case,
         }
+        exchange = asyncio.run(make_exchange_fixture(url, srv.url))
+        cases["token_exchange"] = lambda: wrk_post(srv.url, exchange["path"], exchange["body"],
+                                                   exchange["auth"], d, c)
         for fmt in ("jwt", "opaque"):
             p = provider_server(fmt)
             if p is not None:
@@ -478,6 +522,7 @@ def main() -> None:
         labels = {"client_credentials": "authpi client_credentials (ES256 JWT)",
                   "refresh_token": "authpi refresh_token (rotation)",
                   "authorization_code": "authpi authorization_code (PKCE)",
+                  "token_exchange": "authpi token_exchange (agent, RFC 8693)",
                   "oidc_provider_jwt": "oidc-provider client_credentials (jwt)",
                   "oidc_provider_opaque": "oidc-provider client_credentials (opaque)"}
         for name, row in table.items():
