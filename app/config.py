@@ -39,6 +39,15 @@ class Settings(BaseSettings):
     db_connect_timeout_seconds: float = 3.0
     # Verified API keys are cached this long at most (revocation is pushed by LISTEN/NOTIFY).
     key_cache_ttl_seconds: float = 60.0
+    # Verified agent secrets likewise (suspension, deletion, verifier removal are pushed).
+    agent_cache_ttl_seconds: float = 60.0
+    # DPoP (RFC 9449): a proof's iat may be this far from now either way (its jti is remembered
+    # as long); nonces (HMACs of a time window) are required with dpop_nonce_required.
+    dpop_proof_max_age_seconds: float = 60.0
+    dpop_nonce_required: bool = False
+    dpop_nonce_lifetime_seconds: float = 300.0
+    # PAR (RFC 9126): how long a pushed request's request_uri may be used (once).
+    par_request_uri_ttl_seconds: int = 60
     # Failed verifications allowed per key id / client address per window before 429.
     # The shared failure throttle (app.runtime.throttle): failures per (credential, address) and
     # per address allowed in a window; beyond `auth_fail_limit` per credential, a progressive delay.

@@ -42,6 +42,8 @@ class CachedClient:
     access_token_ttl: int | None
     refresh_token_ttl: int | None
     default_resources: list[str]
+    dpop_bound: bool = False
+    require_par: bool = False
     loaded_at: float = field(default_factory=time.monotonic)
     verified_secret_mac: str | None = None
     verified_at: float = 0.0
@@ -62,7 +64,9 @@ class CachedClient:
                    auth_method=oid.get("token_endpoint_auth_method"),
                    access_token_ttl=oid.get("access_token_ttl"),
                    refresh_token_ttl=oid.get("refresh_token_ttl"),
-                   default_resources=list(oid.get("default_resources") or []))
+                   default_resources=list(oid.get("default_resources") or []),
+                   dpop_bound=bool(oid.get("dpop_bound_access_tokens")),
+                   require_par=bool(oid.get("require_pushed_authorization_requests")))
 
 
 class ClientCache:

@@ -62,6 +62,10 @@ class OpenIdSettings(StrictModel):
     access_token_ttl: Annotated[int, Field(ge=60, le=86400)] | None = None
     refresh_token_ttl: Annotated[int, Field(ge=300, le=365 * 86400)] | None = None
     default_resources: Annotated[list[Url], Field(max_length=20)] = []
+    # RFC 9449 metadata: every access token of this client is DPoP-bound (a proof is required).
+    dpop_bound_access_tokens: bool = False
+    # RFC 9126 metadata: /authorize accepts only a request_uri from /par for this client.
+    require_pushed_authorization_requests: bool = False
 
 
 class ClientSettings(StrictModel):

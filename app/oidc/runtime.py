@@ -25,6 +25,7 @@ _PURGE = (
     "DELETE FROM authorization_codes WHERE expires_at < :cutoff",
     "DELETE FROM refresh_tokens WHERE expires_at < :cutoff",
     "DELETE FROM revoked_access_tokens WHERE expires_at < :now",
+    "DELETE FROM pushed_authorization_requests WHERE expires_at < :cutoff",
 )
 
 
