@@ -84,6 +84,19 @@ class Settings(BaseSettings):
     webhooks_poll_interval_seconds: float = 2.0
     # After a secret rotation the old secret keeps signing alongside the new one this long.
     webhooks_secret_grace_seconds: int = 86_400
+    # The outbox (email, back-channel logout): attempts per message, retry backoff (x4 from the
+    # initial delay, capped), messages claimed per batch.
+    outbox_max_attempts: int = 8
+    outbox_retry_initial_seconds: float = 5.0
+    outbox_retry_max_seconds: float = 3600.0
+    outbox_batch_size: int = 20
+    # Email: smtp://user:pass@host:587?starttls=true (or starttls=false), smtps://user:pass@host:465.
+    # Unset outside production: messages are written as .eml files under {data_dir}/mail/.
+    smtp_url: str | None = None
+    smtp_timeout_seconds: float = 30.0
+    email_from: str = "authpi <no-reply@localhost>"
+    # A directory of Jinja2 templates overriding the built-in ones file by file (app/email/templates).
+    email_templates_dir: Path | None = None
     max_body_bytes: int = 1_048_576
     # Slow clients: a request's headers must arrive within this (from connect or its first byte),
     # its body within body_timeout_seconds after them; else 408 and the connection is closed.
