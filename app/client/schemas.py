@@ -66,6 +66,8 @@ class OpenIdSettings(StrictModel):
     dpop_bound_access_tokens: bool = False
     # RFC 9126 metadata: /authorize accepts only a request_uri from /par for this client.
     require_pushed_authorization_requests: bool = False
+    # OIDC Back-Channel Logout 1.0: where a signed logout_token is POSTed when a session ends.
+    backchannel_logout_uri: Url | None = None
 
 
 class ClientSettings(StrictModel):

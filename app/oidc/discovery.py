@@ -47,4 +47,6 @@ def discovery_document(issuer_url: str, available_scopes: list[str]) -> dict[str
         "pushed_authorization_request_endpoint": f"{issuer_url}/par",
         "require_pushed_authorization_requests": False,
         "dpop_signing_alg_values_supported": DPOP_ALGORITHMS,
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
     }

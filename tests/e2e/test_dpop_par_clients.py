@@ -4,11 +4,8 @@ through the hosted login."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -16,10 +13,11 @@ from authpi_admin import AuthPIAdmin
 
 from app.main import create_app
 from tests.conftest import make_settings
+from tests.e2e.test_oidc_relying_parties import NODE_DIR
+from tests.e2e.test_oidc_relying_parties import _node as node_script
 from tests.fixtures.server import LiveServer, free_port
 from tests.oidc.helpers import OidcSetup, make_setup, sign_in
 
-NODE_DIR = Path(__file__).parent / "node"
 PUBLIC_REDIRECT = "http://127.0.0.1/callback"
 
 pytestmark = [
@@ -41,12 +39,7 @@ def nonce_server(database_url: str) -> Iterator[LiveServer]:
 
 
 async def _node(*args: str) -> dict:
-    proc = await asyncio.create_subprocess_exec("node", str(NODE_DIR / "dpop_par.mjs"), *args, cwd=NODE_DIR,
-                                                stdout=asyncio.subprocess.PIPE,
-                                                stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
-    assert proc.returncode == 0, err.decode()
-    return json.loads(out)
+    return await node_script(*args, script="dpop_par.mjs")
 
 
 @pytest.fixture

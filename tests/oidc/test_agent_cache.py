@@ -4,14 +4,13 @@ off on the next request on every process; agents revoke and introspect their own
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import asyncpg
 import httpx
 import pytest
 from authpi_admin import AuthPIAdmin
 from fastapi import FastAPI
 
+from tests.api_key import test_cross_process as xproc
 from tests.api_key.test_cross_process import ServeProcess
 from tests.conftest import new_account
 from tests.oidc.helpers import make_setup
@@ -129,13 +128,7 @@ class TestAgentRevokeAndIntrospect:
         assert r.status_code == 401
 
 
-@pytest.fixture(scope="module")
-def two_servers(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ServeProcess]]:
-    logs = tmp_path_factory.mktemp("agent-serve-logs")
-    procs = [ServeProcess(database_url, logs / f"serve-{i}.log") for i in range(2)]
-    yield procs
-    for p in procs:
-        p.stop()
+servers = xproc.servers  # the two `authpi serve` processes of the API keys' cross-process tests
 
 
 def _remote_token(server: ServeProcess, s: AgentSetup) -> httpx.Response:
@@ -157,10 +150,10 @@ class TestCrossProcess:
 
     @pytest.mark.parametrize("action", ["suspend", "remove_verifier", "delete"])
     async def test_next_request_on_the_other_process_fails(self, app: FastAPI,
-                                                           two_servers: list[ServeProcess],
+                                                           servers: list[ServeProcess],
                                                            action: str) -> None:
-        basic, s = await self._agent(app, two_servers)
-        a, b = two_servers
+        basic, s = await self._agent(app, servers)
+        a, b = servers
         async with httpx.AsyncClient(base_url=a.url) as http:
             sdk = AuthPIAdmin(api_key=basic, base_url=a.url, http_client=http)
             scope = sdk.issuer(s.issuer_id).agent(s.agent_id)
