@@ -73,6 +73,10 @@ class TestBoundClientCredentials:
         assert r.json()["token_type"] == "DPoP"
         claims = await _claims(client, setup.issuer_id, r.json()["access_token"])
         assert claims["cnf"] == {"jkt": key.thumbprint()}
+        # Introspection tells a resource server which key the token is bound to (RFC 9449 §6.2).
+        info = await client.post(f"/{setup.issuer_id}/introspect", data={"token": r.json()["access_token"]},
+                                 auth=(setup.m2m_id, setup.m2m_secret))
+        assert (info.json()["active"], info.json()["cnf"]) == (True, {"jkt": key.thumbprint()})
 
     async def test_without_a_proof_the_token_is_bearer(self, client: httpx.AsyncClient,
                                                        setup: OidcSetup) -> None:

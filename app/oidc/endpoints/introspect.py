@@ -35,7 +35,7 @@ async def introspect_token(app: Any, issuer_id: str, token: str) -> dict[str, An
             return dict(INACTIVE)
         out = {"active": True, "token_type": "access_token"}
         for name in ("sub", "client_id", "scope", "exp", "iat", "iss", "aud", "jti", "sid", "org_id",
-                     "organizations", "auth_time", "acr", "amr"):
+                     "organizations", "auth_time", "acr", "amr", "cnf"):
             if name in claims:
                 out[name] = claims[name]
         out["username"] = claims.get("sub")
