@@ -20,7 +20,7 @@ from app.config import Settings
 from app.oidc.backchannel import EVENT, deliver
 from app.outbox.registry import DeliveryContext, PermanentFailure
 from tests.conftest import AccountCredentials
-from tests.oidc.helpers import LOGOUT_REDIRECT, REDIRECT, OidcSetup, code_tokens, make_setup
+from tests.oidc.helpers import LOGOUT_REDIRECT, OidcSetup, code_tokens, make_setup, set_web_openid
 
 
 class Receiver:
@@ -62,21 +62,7 @@ def receiver() -> Iterator[Receiver]:
 @pytest.fixture
 async def setup(admin: AuthPIAdmin, receiver: Receiver) -> OidcSetup:
     s = await make_setup(admin)
-    await admin.issuer(s.issuer_id).clients.update(
-        s.web_id,
-        {
-            "settings": {
-                "scopes": ["openid", "profile", "email", "offline_access"],
-                "openid": {
-                    "application_type": "web",
-                    "grant_types": ["authorization_code", "refresh_token"],
-                    "redirect_uris": [REDIRECT],
-                    "post_logout_redirect_uris": [LOGOUT_REDIRECT],
-                    "backchannel_logout_uri": receiver.url,
-                },
-            }
-        },
-    )
+    await set_web_openid(admin, s, backchannel_logout_uri=receiver.url)
     return s
 
 

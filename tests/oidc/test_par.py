@@ -12,7 +12,15 @@ import pytest
 from authpi_admin import AuthPIAdmin
 from fastapi import FastAPI
 
-from tests.oidc.helpers import REDIRECT, OidcSetup, authorize_params, make_setup, pkce_pair, sign_in
+from tests.oidc.helpers import (
+    REDIRECT,
+    OidcSetup,
+    authorize_params,
+    make_setup,
+    pkce_pair,
+    set_web_openid,
+    sign_in,
+)
 
 
 @pytest.fixture
@@ -125,20 +133,7 @@ class TestPush:
 
 class TestRequired:
     async def _require(self, admin: AuthPIAdmin, s: OidcSetup) -> None:
-        await admin.issuer(s.issuer_id).clients.update(
-            s.web_id,
-            {
-                "settings": {
-                    "scopes": ["openid", "profile", "email", "offline_access"],
-                    "openid": {
-                        "application_type": "web",
-                        "grant_types": ["authorization_code", "refresh_token"],
-                        "redirect_uris": [REDIRECT],
-                        "require_pushed_authorization_requests": True,
-                    },
-                }
-            },
-        )
+        await set_web_openid(admin, s, require_pushed_authorization_requests=True)
 
     async def test_plain_authorize_is_refused(
         self, client: httpx.AsyncClient, admin: AuthPIAdmin, setup: OidcSetup
