@@ -43,6 +43,15 @@ class Settings(BaseSettings):
     db_connect_timeout_seconds: float = 3.0
     # Verified API keys are cached this long at most (revocation is pushed by LISTEN/NOTIFY).
     key_cache_ttl_seconds: float = 60.0
+    # Verified agent secrets likewise (suspension, deletion, verifier removal are pushed).
+    agent_cache_ttl_seconds: float = 60.0
+    # DPoP (RFC 9449): a proof's iat may be this far from now either way (its jti is remembered
+    # as long); nonces (HMACs of a time window) are required with dpop_nonce_required.
+    dpop_proof_max_age_seconds: float = 60.0
+    dpop_nonce_required: bool = False
+    dpop_nonce_lifetime_seconds: float = 300.0
+    # PAR (RFC 9126): how long a pushed request's request_uri may be used (once).
+    par_request_uri_ttl_seconds: int = 60
     # Failed verifications allowed per key id / client address per window before 429.
     # The shared failure throttle (app.runtime.throttle): failures per (credential, address) and
     # per address allowed in a window; beyond `auth_fail_limit` per credential, a progressive delay.
@@ -82,6 +91,19 @@ class Settings(BaseSettings):
     webhooks_poll_interval_seconds: float = 2.0
     # After a secret rotation the old secret keeps signing alongside the new one this long.
     webhooks_secret_grace_seconds: int = 86_400
+    # The outbox (email, back-channel logout): attempts per message, retry backoff (x4 from the
+    # initial delay, capped), messages claimed per batch.
+    outbox_max_attempts: int = 8
+    outbox_retry_initial_seconds: float = 5.0
+    outbox_retry_max_seconds: float = 3600.0
+    outbox_batch_size: int = 20
+    # Email: smtp://user:pass@host:587?starttls=true (or starttls=false), smtps://user:pass@host:465.
+    # Unset outside production: messages are written as .eml files under {data_dir}/mail/.
+    smtp_url: str | None = None
+    smtp_timeout_seconds: float = 30.0
+    email_from: str = "authpi <no-reply@localhost>"
+    # A directory of Jinja2 templates overriding the built-in ones file by file (app/email/templates).
+    email_templates_dir: Path | None = None
     max_body_bytes: int = 1_048_576
     # Slow clients: a request's headers must arrive within this (from connect or its first byte),
     # its body within body_timeout_seconds after them; else 408 and the connection is closed.

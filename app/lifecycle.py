@@ -6,6 +6,7 @@ import asyncio
 
 from fastapi import FastAPI
 
+from app.agent.verification import AgentAuthenticator
 from app.api_key.verification import KeyVerifier
 from app.oidc.lifecycle import start_oidc, stop_oidc
 from app.runtime.hub import Message
@@ -26,6 +27,8 @@ async def startup(app: FastAPI) -> None:
     app.state.db.hub = kit.hub
     kit.hub.subscribe(TOPIC, _ignore, lambda: _drop_idle_connections(app))
     app.state.key_verifier = KeyVerifier(settings, kit)
+    app.state.agent_authenticator = AgentAuthenticator(settings, kit)
+    app.state.agent_authenticator.start()
     await start_oidc(app)
     await start_webhooks(app)
     await kit.hub.start()
@@ -53,6 +56,9 @@ async def shutdown(app: FastAPI) -> None:
     verifier: KeyVerifier | None = getattr(app.state, "key_verifier", None)
     if verifier is not None:
         verifier.close()
+    agents: AgentAuthenticator | None = getattr(app.state, "agent_authenticator", None)
+    if agents is not None:
+        await agents.stop()  # its counted verifier uses are written before the pool closes
     kit: RuntimeKit | None = getattr(app.state, "runtime", None)
     if kit is not None:
         app.state.db.hub = None

@@ -13,7 +13,9 @@ One uvicorn worker per server, driven by `wrk` (apt-get install -y wrk), in inte
                        ES256 access token, `session.token-refreshed` written in the same statement);
 4. authorization_code: redemption of a fresh code per request (PKCE S256, client_secret_post), each
                        code of its own sign-in session; issues access, ID and refresh tokens;
-5. oidc_provider_jwt / oidc_provider_opaque: panva's oidc-provider (Node) with one
+5. dpop_client_credentials: as 2, with a fresh DPoP proof (ES256, its own jti) per request, so the
+                       token is DPoP-bound (`cnf.jkt`); the proofs are signed before each round;
+6. oidc_provider_jwt / oidc_provider_opaque: panva's oidc-provider (Node) with one
                        client_credentials client (`npm ci` in bench/node first; skipped if absent).
 
 The chains and codes of each round are copies of rows the server itself wrote through the hosted
@@ -208,6 +210,51 @@ response = function(status, headers, body)
 end
 """
     return _run(script, url + path, duration, connections)
+
+
+def dpop_case(url: str, path: str, auth: str, body: str, duration: int, connections: int
+              ) -> Callable[[], Result]:
+    """client_credentials with a DPoP proof per request: proofs are single use (jti) and recent
+    (iat), so each round signs enough of them just before it runs."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+    from joserfc.jwk import ECKey
+
+    key = ECKey.generate_key("P-256")
+    private = ec.derive_private_key(int.from_bytes(base64.urlsafe_b64decode(
+        key.as_dict(private=True)["d"] + "=="), "big"), ec.SECP256R1())
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    header = b64(json.dumps({"alg": "ES256", "typ": "dpop+jwt", "jwk": key.as_dict(private=False)}).encode())
+
+    def proof(now: int, jti: str) -> str:
+        signing_input = header + "." + b64(json.dumps(
+            {"htm": "POST", "htu": url + path, "iat": now, "jti": jti}).encode())
+        r, s = decode_dss_signature(private.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
+        return signing_input + "." + b64(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+
+    def run() -> Result:
+        count = max(2000, int(duration * run.rate))
+        now = int(time.time())
+        proofs = ", ".join(f'"{proof(now, f"b{i}-{now}")}"' for i in range(count))
+        script = f"""
+local proofs = {{ {proofs} }}
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format("POST", "{path}", {{["Content-Type"] = "application/x-www-form-urlencoded",
+    ["Authorization"] = "{auth}", ["DPoP"] = proofs[i] or "exhausted"}}, "{body}")
+end
+"""
+        result = _run(script, url + path, duration, connections)
+        run.rate = max(run.rate, 1.5 * result.rps)
+        return result
+
+    run.rate = 1500.0  # proofs per second to sign; grows with what was measured
+    return run
 
 
 async def new_account(url: str, name: str) -> tuple:
@@ -486,6 +533,7 @@ def main() -> None:
             "client_credentials": post_case(srv, token_path, basic(*fx["m2m"])),
             "refresh_token": refresh_case,
             "authorization_code": code_case,
+            "dpop_client_credentials": dpop_case(srv.url, token_path, basic(*fx["m2m"]), cc_body, d, c),
         }
         exchange = asyncio.run(make_exchange_fixture(url, srv.url))
         cases["token_exchange"] = lambda: wrk_post(srv.url, exchange["path"], exchange["body"],
@@ -523,6 +571,7 @@ def main() -> None:
                   "refresh_token": "authpi refresh_token (rotation)",
                   "authorization_code": "authpi authorization_code (PKCE)",
                   "token_exchange": "authpi token_exchange (agent, RFC 8693)",
+                  "dpop_client_credentials": "authpi client_credentials with DPoP",
                   "oidc_provider_jwt": "oidc-provider client_credentials (jwt)",
                   "oidc_provider_opaque": "oidc-provider client_credentials (opaque)"}
         for name, row in table.items():

@@ -1,7 +1,7 @@
 """Agents: non-human principals of an issuer, and the verifiers (credentials) they prove themselves with.
 
-An agent's id (`agt_...`) is its OAuth `client_id` for the client_credentials grant;
-`authenticate_agent` is the check the token endpoint runs against its secret verifiers.
+An agent's id (`agt_...`) is its OAuth `client_id` for the client_credentials grant; its secrets
+are verified (and cached) by app.agent.verification, which the changes here invalidate.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agent.schemas import CAIP10, AgentCreate, AgentUpdate, VerifierCreate
 from app.core.auth import Principal
-from app.core.crypto import SecretCheck, check_in_thread, generate_secret, hash_secret, secret_hint
+from app.core.crypto import generate_secret, hash_secret, secret_hint
 from app.core.errors import Conflict, NotFound
 from app.core.ids import new_id, now_ms
 from app.core.pagination import PageParams, paginate
@@ -23,6 +23,7 @@ from app.events.service import record
 from app.models.agent import Agent
 from app.models.agent_verifier import AgentVerifier
 from app.models.base import Timestamps, assign
+from app.runtime.invalidation import publish
 
 MAX_VERIFIERS_PER_AGENT = 20
 SECRET_PREFIX = "agts_"  # recognisable in leak scanners; the rest is 32 random bytes
@@ -78,6 +79,7 @@ async def update_agent(session: AsyncSession, agent: Agent, body: AgentUpdate, a
         changes["status_reason"] = reason
     touch(agent)
     await session.flush()
+    await publish(session, "agent", agent.id)  # every replica's verified-agent cache
     await _event(session, agent, "agent.updated", auth, {"changed": sorted(changes)})
     return agent
 
@@ -95,6 +97,7 @@ async def delete_agent(session: AsyncSession, agent: Agent, auth: Principal) -> 
         v.status = "revoked"
         touch(v)
     await session.flush()
+    await publish(session, "agent", agent.id)
     await _event(session, agent, "agent.deleted", auth, {})
 
 
@@ -170,32 +173,5 @@ async def delete_verifier(session: AsyncSession, agent: Agent, row: AgentVerifie
                           auth: Principal) -> None:
     await session.delete(row)
     await session.flush()
+    await publish(session, "agent", agent.id)  # the verifier's secret stops working everywhere
     await _event(session, agent, "agent.verifier.removed", auth, {"verifier_id": row.id, "type": row.type})
-
-
-async def authenticate_agent(session: AsyncSession, *, issuer_id: str, agent_id: str,
-                             secret: str, check: SecretCheck = check_in_thread) -> Agent | None:
-    """The active agent whose active secret verifier matches `secret`, else None.
-
-    Unknown agents and agents without secrets still cost one argon2 verification (against a dummy
-    hash), so timing does not tell which agent ids exist. On success the verifier's usage is
-    counted in the caller's transaction.
-    """
-    agent = await session.scalar(select(Agent).where(
-        Agent.id == agent_id, Agent.issuer_id == issuer_id, Agent.status == "active"))
-    verifiers: list[AgentVerifier] = []
-    if agent is not None:
-        verifiers = list(await session.scalars(select(AgentVerifier).where(
-            AgentVerifier.agent_id == agent.id, AgentVerifier.account_id == agent.account_id,
-            AgentVerifier.type == "secret", AgentVerifier.status == "active")))
-    candidate = secret[:512]
-    if not verifiers:
-        await check(None, candidate)  # uniform timing
-        return None
-    for v in verifiers:
-        if await check(v.secret_hash, candidate):
-            v.usage_count += 1
-            v.last_used_at = now_ms()
-            await session.flush()
-            return agent
-    return None

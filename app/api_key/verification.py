@@ -56,15 +56,14 @@ from app.core.scopes import within
 from app.events.batcher import event_row
 from app.runtime.address import address_allowed, parse_networks
 from app.runtime.argon2 import Saturated
-from app.runtime.hub import Message, is_unreachable
-from app.runtime.invalidation import TOPIC
+from app.runtime.hub import is_unreachable
 from app.runtime.kit import RuntimeKit
+from app.runtime.verified import VerifiedCache
 
 log = logging.getLogger("authpi.api_key.verification")
 
 INVALID = "Invalid API key"
 MAX_SECRET_LENGTH = 256
-NEGATIVE_TTL = 10.0
 KIND = "api_key"  # the throttle's credential kind
 
 _LOOKUP = """
@@ -122,108 +121,10 @@ class KeyRow:
     scopes: tuple[str, ...] = field(default=())
 
 
-class KeyCache:
-    """Verified credentials of this process, invalidated by NOTIFY, bounded in age and size."""
-
-    def __init__(self, ttl: float, max_keys: int = 100_000) -> None:
-        self.ttl = ttl
-        self.max_keys = max_keys
-        self._by_key: dict[str, list[CachedKey]] = {}
-        # Invalidation generations, so a cold verification that read the database before a
-        # NOTIFY arrived never caches what it read (see `may_insert`).
-        self.generation = 0
-        self._cleared_at = 0
-        self._touched: dict[str, int] = {}
-        self.negative: dict[str, float] = {}
-
-    def __len__(self) -> int:
-        return len(self._by_key)
-
-    def get(self, key_id: str, mac: bytes) -> CachedKey | None:
-        entries = self._by_key.get(key_id)
-        if not entries:
-            return None
-        for entry in entries:
-            if hmac.compare_digest(entry.mac, mac):
-                return entry
-        return None
-
-    def put(self, entry: CachedKey) -> None:
-        if len(self._by_key) >= self.max_keys and entry.key_id not in self._by_key:
-            # Evict the oldest inserted key: dicts keep insertion order.
-            self._by_key.pop(next(iter(self._by_key)))
-        entries = [e for e in self._by_key.get(entry.key_id, []) if e.mac != entry.mac]
-        # A key is presented with at most two secrets at once (during a rotation grace).
-        self._by_key[entry.key_id] = [*entries[-1:], entry]
-
-    def drop_entry(self, entry: CachedKey) -> None:
-        entries = self._by_key.get(entry.key_id)
-        if entries and entry in entries:
-            entries.remove(entry)
-            if not entries:
-                del self._by_key[entry.key_id]
-
-    def clear(self) -> None:
-        self._by_key.clear()
-        self.negative.clear()
-        self.generation += 1
-        self._cleared_at = self.generation
-        self._touched.clear()
-
-    def distrust(self) -> None:
-        """Keep every entry, untrusted (see KeyVerifier._resync); nothing read before may be cached."""
-        for entries in self._by_key.values():
-            for entry in entries:
-                entry.trusted = False
-        self.negative.clear()
-        self.generation += 1
-        self._cleared_at = self.generation
-        self._touched.clear()
-
-    def invalidate(self, kind: str, ident: str) -> None:
-        payload = f"{kind}:{ident}"
-        self.generation += 1
-        if kind == "client":
-            return  # not cached here
-        if kind not in ("key", "org", "issuer", "account") or not ident:
-            self.clear()
-            return
-        if len(self._touched) > 50_000:
-            self._touched.clear()
-            self._cleared_at = self.generation
-        self._touched[payload] = self.generation
-        if kind == "key":
-            self._by_key.pop(ident, None)
-            self.negative.pop(ident, None)
-            return
-        attr = {"org": "org_id", "issuer": "issuer_id", "account": "account_id"}[kind]
-        stale = [k for k, entries in self._by_key.items() if getattr(entries[0], attr) == ident]
-        for k in stale:
-            del self._by_key[k]
-
-    def may_insert(self, since: int, row: KeyRow) -> bool:
-        """True when nothing about this key changed since generation `since` was read."""
-        if since < self._cleared_at:
-            return False
-        for token in (f"key:{row.key_id}", f"org:{row.org_id}", f"issuer:{row.issuer_id}",
-                      f"account:{row.account_id}"):
-            if self._touched.get(token, 0) > since:
-                return False
-        return True
-
-    def is_known_missing(self, key_id: str) -> bool:
-        until = self.negative.get(key_id)
-        if until is None:
-            return False
-        if until < time.monotonic():
-            del self.negative[key_id]
-            return False
-        return True
-
-    def remember_missing(self, key_id: str) -> None:
-        if len(self.negative) >= 10_000:
-            self.negative.clear()
-        self.negative[key_id] = time.monotonic() + min(NEGATIVE_TTL, self.ttl)
+def key_cache(ttl: float) -> VerifiedCache[CachedKey]:
+    """Keys are dropped by their own, their organization's, issuer's and account's changes."""
+    return VerifiedCache(ttl, {"key": "key_id", "org": "org_id", "issuer": "issuer_id",
+                               "account": "account_id"})
 
 
 def _row_problem(r: asyncpg.Record, now: int) -> str | None:
@@ -315,7 +216,7 @@ class KeyVerifier:
         self.settings = settings
         self.kit = kit
         self.hub = kit.hub
-        self.cache = KeyCache(settings.key_cache_ttl_seconds)
+        self.cache: VerifiedCache[CachedKey] = key_cache(settings.key_cache_ttl_seconds)
         self.throttle = kit.throttle
         self.argon2 = kit.argon2
         self.address = kit.address
@@ -327,23 +228,17 @@ class KeyVerifier:
         self.stats = {"warm": 0, "cold": 0, "argon2": 0, "rejected": 0, "outage": 0}
         self._lookups = 0
         self.max_lookups = max(4, settings.hot_path_pool_size * 8)
-        self.hub.subscribe(TOPIC, self._on_message, self._resync)
+        # Changes drop entries; a lost listener keeps them as untrusted memos (each use re-reads
+        # the key; argon2 is skipped while the stored hash is unchanged, and they answer alone
+        # while the database itself is unreachable).
+        self.cache.attach(self.hub)
 
     def close(self) -> None:
-        self.hub.unsubscribe(self._on_message)
+        self.cache.detach()
 
     def live(self) -> bool:
         """The hub's listener is connected: cached entries may be trusted as they are."""
         return self.hub.live()
-
-    def _on_message(self, message: Message) -> None:
-        self.cache.invalidate(message.kind, message.ident)
-
-    def _resync(self) -> None:
-        """The listener was lost or is back: whatever is cached may have missed a change. Entries
-        stay as untrusted memos (each use re-reads the key; argon2 is skipped while the stored hash
-        is unchanged, and they answer alone while the database itself is unreachable)."""
-        self.cache.distrust()
 
     # -- verification ----------------------------------------------------------------------------
 
@@ -408,21 +303,11 @@ class KeyVerifier:
 
     def warm(self, key_id: str, mac: bytes) -> CachedKey | None:
         """The cached verification of this credential, if it may still be trusted as is."""
-        entry = self.cache.get(key_id, mac)
-        if entry is None:
-            return None
-        if entry.valid_until is not None and entry.valid_until <= now_ms():
-            self.cache.drop_entry(entry)
-            return None
-        if not self.live():
-            return None  # kept, untrusted: re-read by the cold path (see `_cold`, `during_outage`)
-        if time.monotonic() - entry.cached_at >= self.cache.ttl:
-            self.cache.drop_entry(entry)
-            return None
-        if entry.trusted:
+        # Untrusted entries are re-read by the cold path (see `_cold`, `during_outage`).
+        entry = self.cache.warm(key_id, mac, live=self.live())
+        if entry is not None:
             self.stats["warm"] += 1
-            return entry
-        return None
+        return entry
 
     def record_verified(self, entry: CachedKey, address: str) -> None:
         """One `api-key.verified` event for this verification, batched."""

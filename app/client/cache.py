@@ -44,6 +44,8 @@ class CachedClient:
     default_resources: list[str]
     # "dynamic" for a client made by RFC 7591 registration (app.client.registration)
     registration: str | None = None
+    dpop_bound: bool = False
+    require_par: bool = False
     loaded_at: float = field(default_factory=time.monotonic)
     verified_secret_mac: str | None = None
     verified_at: float = 0.0
@@ -65,7 +67,9 @@ class CachedClient:
                    access_token_ttl=oid.get("access_token_ttl"),
                    refresh_token_ttl=oid.get("refresh_token_ttl"),
                    default_resources=list(oid.get("default_resources") or []),
-                   registration=oid.get("registration"))
+                   registration=oid.get("registration"),
+                   dpop_bound=bool(oid.get("dpop_bound_access_tokens")),
+                   require_par=bool(oid.get("require_pushed_authorization_requests")))
 
 
 class ClientCache:

@@ -66,6 +66,12 @@ class OpenIdSettings(StrictModel):
     default_resources: Annotated[list[Url], Field(max_length=20)] = []
     # "dynamic" for a client made by RFC 7591 registration (set by the server, never by an admin).
     registration: Literal["dynamic"] | None = None
+    # RFC 9449 metadata: every access token of this client is DPoP-bound (a proof is required).
+    dpop_bound_access_tokens: bool = False
+    # RFC 9126 metadata: /authorize accepts only a request_uri from /par for this client.
+    require_pushed_authorization_requests: bool = False
+    # OIDC Back-Channel Logout 1.0: where a signed logout_token is POSTed when a session ends.
+    backchannel_logout_uri: Url | None = None
 
 
 class ClientSettings(StrictModel):

@@ -99,7 +99,8 @@ async def authenticate(request: Request) -> Principal:
     if scheme == "basic" and verifiers.basic is not None:
         key_id, secret = parse_basic(value)
         principal = await verifiers.basic(request, key_id, secret)
-    elif scheme == "bearer" and verifiers.bearer is not None and value:
+    elif scheme in ("bearer", "dpop") and verifiers.bearer is not None and value:
+        # DPoP (RFC 9449) is checked by the Bearer verifier, which owns access tokens.
         principal = await verifiers.bearer(request, value)
     else:
         raise Unauthorized("Unsupported authorization scheme")

@@ -135,6 +135,9 @@ class Database:
         # The process's LISTEN/NOTIFY hub (app.runtime.hub), when one runs: sessions carry it so
         # that invalidations published in them apply to this process's caches at once.
         self.hub: Any = None
+        # Per-app services that hooks running inside a unit of work need (set at startup, e.g.
+        # "oidc": the OIDC runtime, for the session-end hooks); copied into every session's info.
+        self.context: dict[str, Any] = {}
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
@@ -142,6 +145,7 @@ class Database:
         async with self.sessionmaker() as session:
             if self.hub is not None:
                 session.info["hub"] = self.hub
+            session.info.update(self.context)
             try:
                 yield session
                 await session.commit()

@@ -85,6 +85,8 @@ class OidcGrant(Base, Timestamps):
     acr: Mapped[str | None] = mapped_column(String(64), nullable=True)
     status: Mapped[str] = mapped_column(String(16), nullable=False, default="active")
     revoked_reason: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    # DPoP (RFC 9449): a public client's refresh tokens are bound to this key thumbprint.
+    dpop_jkt: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class RefreshToken(Base):

@@ -12,13 +12,12 @@ per credential and client address) and its argon2 gate.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
 from fastapi import Request
 
-from app.agent.service import authenticate_agent
+from app.agent.verification import AgentAuthenticator, Throttled, VerifiedAgent
 from app.client.cache import CLIENT_TTL_SECONDS, CachedClient
 from app.core.auth import split_basic
 from app.core.crypto import constant_time_equals, hmac_sha256
@@ -123,17 +122,6 @@ AGENT_PREFIX = "agt_"
 _AGENT_BASIC_PREFIX = "YWd0X"
 
 
-@dataclass
-class AgentPrincipal:
-    """An agent authenticated at the token endpoint with one of its secret verifiers."""
-
-    id: str
-    account_id: str
-    issuer_id: str
-    scopes: list[str]
-    event_template: tuple[Any, ...] | None = None
-
-
 def agent_credentials(request: Request, form: dict[str, str]) -> tuple[str, str | None, bool] | None:
     """(agent id, secret, via Basic) when the caller authenticates as an agent, else None."""
     header = request.headers.get("authorization")
@@ -157,11 +145,12 @@ def agent_credentials(request: Request, form: dict[str, str]) -> tuple[str, str 
 
 
 async def authenticate_agent_client(request: Request, issuer_id: str, account_id: str,
-                                    creds: tuple[str, str | None, bool]) -> AgentPrincipal:
+                                    creds: tuple[str, str | None, bool]) -> VerifiedAgent:
     """The active agent of this issuer whose active secret verifier matches, or InvalidClient (401).
 
-    Unknown, suspended and deleted agents, revoked verifiers and wrong secrets look alike (the agent
-    service spends a dummy argon2 verification when there is nothing to compare against).
+    Unknown, suspended and deleted agents, removed verifiers and wrong secrets look alike. Verified
+    secrets are cached per process (app.agent.verification): a repeat costs no argon2 and no
+    database round trip.
     """
     agent_id, secret, via_basic = creds
     if not looks_like_id(agent_id, "agt"):
@@ -170,20 +159,27 @@ async def authenticate_agent_client(request: Request, issuer_id: str, account_id
         raise InvalidClient("Client authentication is required", basic=via_basic)
     if len(secret) > MAX_SECRET_LENGTH:
         raise InvalidClient(basic=via_basic)
-    rt = _runtime(request)
-    address = rt.address.of_scope(request.scope)
-    retry = await rt.throttle.admit("agent", agent_id, address)
-    if retry is not None:
-        raise _throttled(retry)
-    # One transaction: a successful verification counts the verifier's use.
-    async with request.app.state.db.unit_of_work() as session:
-        agent = await authenticate_agent(session, issuer_id=issuer_id, agent_id=agent_id, secret=secret,
-                                         check=lambda stored, given: _check_secret(rt, stored, given))
-        principal = None if agent is None or agent.account_id != account_id else AgentPrincipal(
-            id=agent.id, account_id=agent.account_id, issuer_id=agent.issuer_id,
-            scopes=[s for s in (agent.scopes or []) if isinstance(s, str)])
-    if principal is None:
-        await rt.throttle.failed("agent", agent_id, address)
+    authenticator: AgentAuthenticator = request.app.state.agent_authenticator
+    address = _runtime(request).address.of_scope(request.scope)
+    try:
+        agent = await authenticator.verify(issuer_id, agent_id, secret, address)
+    except Throttled as exc:
+        raise _throttled(exc.retry_after) from exc
+    except Saturated as exc:
+        raise _throttled(exc.retry_after) from exc
+    if agent is None or agent.account_id != account_id:
         raise InvalidClient(basic=via_basic)
-    await rt.throttle.succeeded("agent", agent_id, address)
-    return principal
+    return agent
+
+
+async def authenticate_caller(request: Request, issuer_id: str, account_id: str, form: dict[str, str],
+                              *, require_confidential: bool = False) -> CachedClient | VerifiedAgent:
+    """A client, or an agent with its `agt_` id and a secret (at `/revoke` and `/introspect`)."""
+    creds = agent_credentials(request, form)
+    if creds is not None:
+        return await authenticate_agent_client(request, issuer_id, account_id, creds)
+    return await authenticate_client(request, issuer_id, form, require_confidential=require_confidential)
+
+
+def caller_id(caller: CachedClient | VerifiedAgent) -> str:
+    return caller.agent_id if isinstance(caller, VerifiedAgent) else caller.id

@@ -7,6 +7,7 @@ from typing import Any
 from app.hosted.i18n import CATALOGS
 from app.hosted.policy import ACR_VALUES
 from app.issuer.schemas import REGISTRATION_MODES
+from app.oidc.dpop import ALGORITHMS as DPOP_ALGORITHMS
 from app.signing_key.service import ID_TOKEN_ALG
 
 STANDARD_SCOPES = ["openid", "profile", "email", "offline_access"]
@@ -54,7 +55,11 @@ def discovery_document(issuer_url: str, available_scopes: list[str],
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
         "authorization_response_iss_parameter_supported": True,
+        "pushed_authorization_request_endpoint": f"{issuer_url}/par",
         "require_pushed_authorization_requests": False,
+        "dpop_signing_alg_values_supported": DPOP_ALGORITHMS,
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
     }
     if _registration_on(settings):
         doc["registration_endpoint"] = f"{issuer_url}/register"

@@ -136,6 +136,19 @@ REVOKE: dict[str, Any] = {
 INTROSPECT: dict[str, Any] = {
     "response_model": Introspection, "responses": _OAUTH_ERRORS,
     "openapi_extra": _form({"token": _S, "token_type_hint": _S, **_CLIENT}, ["token"])}
+class PushedRequestCreated(BaseModel):
+    """RFC 9126 §2.2."""
+
+    request_uri: str
+    expires_in: int
+
+
+PAR: dict[str, Any] = {
+    "response_model": PushedRequestCreated, "responses": _OAUTH_ERRORS,
+    "openapi_extra": _form({"response_type": _S, "redirect_uri": _S, "scope": _S, "state": _S,
+                            "nonce": _S, "code_challenge": _S, "code_challenge_method": _S,
+                            "prompt": _S, "max_age": _S, "login_hint": _S, "org": _S, "resource": _S,
+                            **_CLIENT}, ["response_type", "redirect_uri"])}
 USERINFO: dict[str, Any] = {
     "response_model": UserInfo,
     "responses": {401: {"model": OAuthErrorBody, "description": "A valid Bearer access token is required",
@@ -146,7 +159,7 @@ AUTHORIZE: dict[str, Any] = {
     "responses": {302: _REDIRECT, **_PAGE_ERRORS},
     "openapi_extra": _query("response_type", "client_id", "redirect_uri", "scope", "state", "nonce",
                             "code_challenge", "code_challenge_method", "prompt", "max_age", "login_hint",
-                            "org", "resource")}
+                            "org", "resource", "request_uri")}
 LOGIN_PAGE: dict[str, Any] = {
     "response_class": HTMLResponse,
     "responses": {200: {"description": "The sign-in form", "content": _HTML}, **_PAGE_ERRORS},

@@ -27,6 +27,7 @@ _PURGE = (
     "DELETE FROM revoked_access_tokens WHERE expires_at < :now",
     "DELETE FROM device_authorizations WHERE expires_at < :cutoff",
     "DELETE FROM registration_tokens WHERE expires_at < :cutoff",
+    "DELETE FROM pushed_authorization_requests WHERE expires_at < :cutoff",
 )
 
 

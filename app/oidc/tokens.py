@@ -76,17 +76,17 @@ def sign_access_token(keys: KeySet, claims: dict[str, Any]) -> str:
 
 
 @lru_cache(maxsize=4096)
-def _id_header(kid: str) -> bytes:
-    header = {"alg": ID_TOKEN_ALG, "typ": "JWT", "kid": kid}
+def _id_header(kid: str, typ: str = "JWT") -> bytes:
+    header = {"alg": ID_TOKEN_ALG, "typ": typ, "kid": kid}
     return _b64url(json.dumps(header, separators=(",", ":")).encode())
 
 
-def sign_id_token(keys: KeySet, claims: dict[str, Any]) -> str:
+def sign_id_token(keys: KeySet, claims: dict[str, Any], *, typ: str = "JWT") -> str:
     """RS256 (RFC 7518 §3.3, RSASSA-PKCS1-v1_5 with SHA-256) with the cryptography primitive, as
     for access tokens: joserfc's generic encoder added about a third to the signature's cost on
     every refresh. Verified by joserfc in the tests."""
     kid, key = keys.signers[ID_TOKEN_ALG]
-    signing_input = _id_header(kid) + b"." + _payload(claims)
+    signing_input = _id_header(kid, typ) + b"." + _payload(claims)
     signature = key.private_key.sign(signing_input, _PKCS1V15, _SHA256)
     return (signing_input + b"." + _b64url(signature)).decode()
 

@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from app.core.auth import Principal
 from app.core.errors import Unauthorized
-from app.oidc import tokens
+from app.oidc import dpop, tokens
 from app.oidc.runtime import runtime
 from app.oidc.tokens import TokenInvalid, VerifiedToken
 from app.signing_key.cache import KeySet
@@ -81,6 +81,14 @@ async def verify_bearer(request: Request, token: str) -> Principal:
         keys, claims = await verify_access_token(request.app, token)
     except TokenInvalid as exc:
         raise Unauthorized("Invalid or expired access token") from exc
+    scheme = request.headers.get("authorization", "").partition(" ")[0].lower()
+    try:
+        dpop.check_resource_request(request, scheme, token, claims,
+                                    runtime(request.app).keys.public_url + request.url.path)
+    except dpop.ProofRefused as exc:
+        raise Unauthorized(exc.description, headers=dpop.resource_challenge(
+            exc.description, error="use_dpop_nonce" if exc.nonce else "invalid_dpop_proof",
+            nonce=exc.nonce)) from exc
     sub = str(claims.get("sub"))
     orgs = claims.get("organizations") or []
     return Principal(

@@ -3,7 +3,7 @@
 `await publish(session, "key", key_id)` sends `NOTIFY authpi_invalidation 'key:<id>'` in the
 session's transaction: PostgreSQL delivers it only if the transaction commits, so no replica drops
 an entry for a change that was rolled back, and none misses one that was committed. Kinds:
-`key`, `org`, `issuer`, `account`, `client` (subscribers ignore the kinds they do not cache).
+`key`, `org`, `issuer`, `account`, `client`, `agent` (subscribers ignore the kinds they do not cache).
 
 The session's `Database` may carry this process's `Hub` (`session.info["hub"]`, set by
 `Database.unit_of_work`): the change is then applied to the caches here at once and again right
@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.runtime.hub import Hub, Message, OnMessage, OnResync
 
 TOPIC = "authpi_invalidation"
-KINDS = ("key", "org", "issuer", "account", "client")
+KINDS = ("key", "org", "issuer", "account", "client", "agent")
 ECHO_WAIT_SECONDS = 0.5
 
 

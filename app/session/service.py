@@ -6,6 +6,7 @@ tokens stop working and its access tokens fail verification at once.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, Self
 
 from pydantic import Field
@@ -72,6 +73,16 @@ async def revoke_session_grants(session: AsyncSession, row: LoginSession, reason
                           .values(status="revoked", revoked_reason=reason, updated_at=now))
 
 
+# Run in the transaction that ends a sign-in session (registered by the protocol packages, e.g.
+# OIDC back-channel logout, which writes its notices to the outbox there).
+SessionEnded = Callable[[AsyncSession, LoginSession], Awaitable[None]]
+_ENDED_HOOKS: dict[str, SessionEnded] = {}
+
+
+def on_session_ended(name: str, hook: SessionEnded) -> None:
+    _ENDED_HOOKS[name] = hook
+
+
 async def end_session(session: AsyncSession, row: LoginSession, *, status: str, reason: str | None,
                       event: str, auth: Any) -> LoginSession:
     now = now_ms()
@@ -86,6 +97,8 @@ async def end_session(session: AsyncSession, row: LoginSession, *, status: str, 
         row.status_by = auth.actor_id
     await revoke_session_grants(session, row, reason or status)
     await session.flush()
+    for hook in list(_ENDED_HOOKS.values()):
+        await hook(session, row)
     await record(session, type=event, account_id=row.account_id, issuer_id=row.issuer_id,
                  user_id=row.user_id, subject={"type": "session", "id": row.id},
                  data={"status": status, "reason": reason}, auth=auth)

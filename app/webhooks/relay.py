@@ -32,6 +32,7 @@ from app.core.ids import now_ms
 from app.models.event import Event
 from app.models.webhook import Webhook
 from app.models.webhook_delivery import WebhookDelivery
+from app.outbox.relay import OutboxRelay
 from app.runtime.hub import Hub, Message
 from app.webhooks.delivery import AttemptResult, Sender, attempt
 from app.webhooks.schemas import RetryPolicy, policy_with_defaults
@@ -261,15 +262,18 @@ class Relay:
 
 
 async def run_worker(settings: Settings, database_url: str, stop: asyncio.Event) -> None:
-    """`authpi worker`: the relay alone, until `stop` is set."""
-    db = Database(database_url, pool_size=max(2, settings.webhooks_relay_concurrency + 1))
+    """`authpi worker`: the relays (webhook deliveries and the outbox) alone, until `stop` is set."""
+    db = Database(database_url, pool_size=max(2, settings.webhooks_relay_concurrency + 2))
     hub = Hub(to_asyncpg_dsn(database_url), name="authpi-relay")
     relay = Relay(db, settings, settings.resolved_secret_key(), hub)
+    outbox = OutboxRelay(db, settings, settings.resolved_secret_key(), hub)
     await relay.start()
+    await outbox.start()
     await hub.start()
     try:
         await stop.wait()
     finally:
+        await outbox.stop()
         await relay.stop()
         await hub.stop()
         await db.dispose()

@@ -13,7 +13,6 @@ from authpi_admin.errors import ConflictError, NotFoundError, PreconditionFailed
 from authpi_admin.generated.models import Agent, AgentVerifiersCreateResponse, AgentVerifiersListItem
 from fastapi import FastAPI
 
-from app.agent.service import authenticate_agent
 from tests.conftest import AccountCredentials, count_rows
 from tests.fixtures.tenancy import event_types, last_event
 
@@ -243,10 +242,12 @@ class TestAuthenticateAgent:
         scope = admin.issuer(issuer_id).agent(agent.id)
         secret = (await scope.verifiers.create({"type": "secret"})).secret
 
+        authenticator = app.state.agent_authenticator
+
         async def check(issuer: str, agent_id: str, value: str) -> str | None:
-            async with app.state.db.unit_of_work() as session:
-                found = await authenticate_agent(session, issuer_id=issuer, agent_id=agent_id, secret=value)
-                return found.id if found else None
+            found = await authenticator.verify(issuer, agent_id, value, "192.0.2.7")
+            await authenticator.flush()  # the verifier's counted uses
+            return found.agent_id if found else None
 
         assert await check(issuer_id, agent.id, secret) == agent.id
         assert await check(issuer_id, agent.id, secret + "x") is None

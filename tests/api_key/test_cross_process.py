@@ -34,7 +34,7 @@ class ServeProcess:
         self._log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen([AUTHPI, "serve", "--port", str(self.port)], env=env,
                                      stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 60
+        deadline = time.time() + 180  # a loaded machine imports the app slowly
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"authpi serve exited: {log_path.read_text()[-2000:]}")

@@ -55,8 +55,8 @@ class TestAuthlibRelyingParty:
         await rp.aclose()
 
 
-async def _node(*args: str) -> dict:
-    proc = await asyncio.create_subprocess_exec("node", str(NODE_DIR / "rp.mjs"), *args, cwd=NODE_DIR,
+async def _node(*args: str, script: str = "rp.mjs") -> dict:
+    proc = await asyncio.create_subprocess_exec("node", str(NODE_DIR / script), *args, cwd=NODE_DIR,
                                                 stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), timeout=60)

@@ -59,6 +59,15 @@ async def make_setup(admin: AuthPIAdmin, *, redirect: str = REDIRECT) -> OidcSet
                      username, org.id)
 
 
+async def set_web_openid(admin: AuthPIAdmin, setup: OidcSetup, **openid: object) -> None:
+    """Replace the web client's settings with make_setup's plus `openid` extras."""
+    await admin.issuer(setup.issuer_id).clients.update(setup.web_id, {"settings": {
+        "scopes": ["openid", "profile", "email", "offline_access"],
+        "openid": {"application_type": "web", "grant_types": ["authorization_code", "refresh_token"],
+                   "redirect_uris": [REDIRECT], "post_logout_redirect_uris": [LOGOUT_REDIRECT],
+                   **openid}}})
+
+
 def form_fields(html: str) -> dict[str, str]:
     return {m.group(1): m.group(2) for m in re.finditer(r'name="(csrf|return)" value="([^"]*)"', html)}
 

@@ -14,6 +14,7 @@ import pytest
 from authpi_admin import AuthPIAdmin
 from authpi_idp import IdpClient
 from authpi_idp.errors import OAuthError
+from fastapi import FastAPI
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
@@ -100,9 +101,10 @@ class TestAgentToken:
         _assert_invalid_client(bad)
         assert bad.headers["www-authenticate"].startswith("Basic")
 
-    async def test_verifier_use_is_counted(self, client: httpx.AsyncClient, setup: AgentSetup,
-                                           pg: asyncpg.Pool) -> None:
+    async def test_verifier_use_is_counted(self, app: FastAPI, client: httpx.AsyncClient,
+                                           setup: AgentSetup, pg: asyncpg.Pool) -> None:
         assert (await _token(client, setup)).status_code == 200
+        await app.state.agent_authenticator.flush()  # uses are written in batches (every second)
         row = await pg.fetchrow("SELECT usage_count, last_used_at FROM agent_verifiers WHERE id = $1",
                                 setup.verifier_id)
         assert row["usage_count"] == 1

@@ -18,7 +18,7 @@ from app.events.service import record
 from app.hosted.policy import acr_for, amr_for, mfa_required, session_qualifies
 from app.models.oidc import AuthorizationCode
 from app.oidc import openapi as docs
-from app.oidc import pkce, tokens
+from app.oidc import par, pkce, tokens
 from app.oidc.claims import load_active_user, organizations
 from app.oidc.client_auth import CachedClient
 from app.oidc.errors import (
@@ -85,7 +85,7 @@ def _resource_ok(value: str) -> bool:
     return bool(parts.scheme) and bool(parts.netloc) and "#" not in value and len(value) <= 2048
 
 
-def _validate(client: CachedClient, params: dict[str, str], resources: list[str]) -> list[str]:
+def validate_request(client: CachedClient, params: dict[str, str], resources: list[str]) -> list[str]:
     """The scopes to grant; raises the OAuth error to send back to the client."""
     if params.get("request") or params.get("request_uri"):
         raise OAuthError("Request objects are not supported")
@@ -135,6 +135,21 @@ async def authorize(issuer_id: str, request: Request) -> Response:
     if oversize(request.scope.get("query_string", b""), pairs):
         return message_page("Sign-in error", "This sign-in request is too large.", status_code=400,
                             issuer_name=keys.issuer_name)
+    pushed = False
+    query = dict(pairs)
+    if "request_uri" in query:
+        # PAR (RFC 9126): the pushed request replaces the query, once (app.oidc.par).
+        async with request.app.state.db.unit_of_work() as session:
+            stored = await par.consume(session, rt.server_key, account_id=keys.account_id,
+                                       issuer_id=issuer_id, client_id=query.get("client_id", ""),
+                                       request_uri=query["request_uri"])
+        if stored is None or len(pairs) != len(query):
+            return message_page("Sign-in error", "This sign-in request has expired or was already used.",
+                                status_code=400, issuer_name=keys.issuer_name)
+        pairs = [*stored, par.mark(rt.server_key, stored)]
+        pushed = True
+    elif par.MARK in query:
+        pushed = par.marked(rt.server_key, pairs)
     params: dict[str, str] = {}
     resources: list[str] = []
     duplicated = False
@@ -155,7 +170,9 @@ async def authorize(issuer_id: str, request: Request) -> Response:
         return message_page("Sign-in error", "The redirect URI is not registered for this application.")
     state = params.get("state")
     try:
-        scopes = _validate(client, params, resources)
+        if client.require_par and not pushed:
+            raise InvalidRequest("This client must push its authorization requests (PAR)")
+        scopes = validate_request(client, params, resources)
         return await _continue(request, keys, client, params, resources, scopes, pairs)
     except OAuthError as exc:
         return error_redirect(redirect_uri, exc, state=state, iss=keys.issuer_url)

@@ -9,11 +9,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
 
+from app.agent.verification import VerifiedAgent
 from app.core.ids import now_ms
 from app.models.oidc import OidcGrant, RefreshToken
 from app.oidc import openapi as docs
 from app.oidc import tokens
-from app.oidc.client_auth import authenticate_client
+from app.oidc.client_auth import authenticate_caller
 from app.oidc.endpoints.token import read_form
 from app.oidc.errors import NO_STORE, InvalidRequest, OAuthError, issuer_not_found
 from app.oidc.runtime import key_set
@@ -34,7 +35,7 @@ async def introspect_token(app: Any, issuer_id: str, token: str) -> dict[str, An
             return dict(INACTIVE)
         out = {"active": True, "token_type": "access_token"}
         for name in ("sub", "client_id", "scope", "exp", "iat", "iss", "aud", "jti", "sid", "org_id",
-                     "organizations", "auth_time", "acr", "amr"):
+                     "organizations", "auth_time", "acr", "amr", "cnf"):
             if name in claims:
                 out[name] = claims[name]
         out["username"] = claims.get("sub")
@@ -80,10 +81,14 @@ async def introspect(issuer_id: str, request: Request) -> Response:
         return issuer_not_found()
     try:
         form = await read_form(request)
-        await authenticate_client(request, issuer_id, form.as_dict(), require_confidential=True)
+        caller = await authenticate_caller(request, issuer_id, keys.account_id, form.as_dict(),
+                                           require_confidential=True)
         token = form.get("token")
         if not token:
             raise InvalidRequest("token is required")
-        return JSONResponse(await introspect_token(request.app, issuer_id, token), headers=NO_STORE)
+        out = await introspect_token(request.app, issuer_id, token)
+        if isinstance(caller, VerifiedAgent) and out.get("client_id") != caller.agent_id:
+            out = dict(INACTIVE)  # an agent learns about its own tokens only
+        return JSONResponse(out, headers=NO_STORE)
     except OAuthError as exc:
         return exc.response()

@@ -10,7 +10,7 @@ from sqlalchemy.dialects.postgresql import insert
 from app.models.oidc import OidcGrant, RefreshToken, RevokedAccessToken
 from app.oidc import openapi as docs
 from app.oidc import tokens
-from app.oidc.client_auth import authenticate_client
+from app.oidc.client_auth import authenticate_caller, caller_id
 from app.oidc.endpoints.token import read_form
 from app.oidc.errors import NO_STORE, InvalidRequest, OAuthError, issuer_not_found
 from app.oidc.grants.common import revoke_grant
@@ -30,7 +30,8 @@ async def revoke(issuer_id: str, request: Request) -> Response:
     rt = get_runtime(request)
     try:
         form = await read_form(request)
-        client = await authenticate_client(request, issuer_id, form.as_dict())
+        # A client, or an agent revoking one of its own access tokens.
+        caller = caller_id(await authenticate_caller(request, issuer_id, keys.account_id, form.as_dict()))
         token = form.get("token")
         if not token:
             raise InvalidRequest("token is required")
@@ -41,7 +42,7 @@ async def revoke(issuer_id: str, request: Request) -> Response:
                     RefreshToken.token_hash == tokens.token_hash(rt.app.state.secret_key, "refresh", token)))
                 grant = await session.get(OidcGrant, row.grant_id) if row is not None else None
                 # A token of another client is left alone (RFC 7009 §2.1), and still answered 200.
-                if grant is not None and grant.client_id == client.id and grant.issuer_id == issuer_id:
+                if grant is not None and grant.client_id == caller and grant.issuer_id == issuer_id:
                     await revoke_grant(session, grant.account_id, grant.id, "revoked_by_client")
                     return Response(status_code=200, headers=NO_STORE)
             if token.count(".") == 2:
@@ -50,7 +51,7 @@ async def revoke(issuer_id: str, request: Request) -> Response:
                 except TokenInvalid:
                     return Response(status_code=200, headers=NO_STORE)
                 claims = verified.claims
-                if claims.get("client_id") == client.id and isinstance(claims.get("jti"), str):
+                if claims.get("client_id") == caller and isinstance(claims.get("jti"), str):
                     await session.execute(insert(RevokedAccessToken).values(
                         jti=claims["jti"], account_id=keys.account_id, expires_at=int(claims["exp"]) * 1000
                     ).on_conflict_do_nothing())

@@ -10,6 +10,7 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from app.oidc import dpop
 from app.oidc import openapi as docs
 from app.oidc.client_auth import agent_credentials, authenticate_client
 from app.oidc.errors import (
@@ -59,10 +60,10 @@ async def read_form(request: Request) -> Form:
     return Form(pairs)
 
 
-def token_response(body: dict[str, Any]) -> Response:
+def token_response(body: dict[str, Any], headers: dict[str, str] = NO_STORE) -> Response:
     """200 with the token response as JSON (orjson: the same compact UTF-8 JSON as JSONResponse,
     for a fraction of json.dumps' cost), never cached (RFC 6749 §5.1)."""
-    return Response(orjson.dumps(body), media_type="application/json", headers=NO_STORE)
+    return Response(orjson.dumps(body), media_type="application/json", headers=headers)
 
 
 async def _token_exchange(request: Request, keys: KeySet, form: Form) -> Response:
@@ -106,35 +107,42 @@ async def token(issuer_id: str, request: Request) -> Response:
             return await EXTENSION_GRANTS[grant_type](request, keys, form)
         if grant_type not in ("authorization_code", "refresh_token", "client_credentials"):
             raise UnsupportedGrantType(f"Unsupported grant_type {grant_type}")
+        # DPoP (RFC 9449): a proof binds the tokens issued to its key (app.oidc.dpop).
+        proof = dpop.token_request_proof(request, keys.issuer_url + "/token")
+        headers = {**NO_STORE, **dpop.checker(request.app).response_headers(proof)}
         if grant_type == "client_credentials":
             # Agents use their `agt_` id as client_id (a secret verifier, not a client).
             creds = agent_credentials(request, form.as_dict())
             if creds is not None:
-                return token_response(await client_credentials.agent_token(request, keys, creds, form))
+                body = await client_credentials.agent_token(request, keys, creds, form,
+                                                            proof.jkt if proof else None)
+                return token_response(body, headers)
         client = await authenticate_client(request, issuer_id, form.as_dict())
+        jkt = dpop.require_for(client.dpop_bound, proof)
         if grant_type == "client_credentials":
-            body, claims = client_credentials.issue(keys, client, form)
+            body, claims = client_credentials.issue(keys, client, form, jkt)
             metered_occurrence(request.app, client,
                                {"jti": claims["jti"], "scope": claims["scope"], "exp": claims["exp"]},
                                type="machine.token.issued", account_id=keys.account_id,
                                issuer_id=issuer_id, client_id=client.id,
                                subject={"type": "client", "id": client.id},
                                auth={"type": "client", "client_id": client.id})
-            return token_response(body)
+            return token_response(body, headers)
         code = grant_type == "authorization_code"
         # One statement on the token pool when everything needed for success holds; otherwise (or
         # without the pool) the ORM path, which decides the exact error and writes what it implies.
         pool = getattr(request.app.state, "token_pool", None)
         result = None
         if pool is not None:
-            result = await (hot.exchange if code else hot.refresh)(pool, keys, rt.server_key, client, form)
+            result = await (hot.exchange if code else hot.refresh)(pool, keys, rt.server_key, client, form,
+                                                                   jkt=jkt)
         if result is None:
             handler = authorization_code.exchange if code else refresh_token.refresh
             async with request.app.state.db.unit_of_work() as session:
-                result = await handler(session, keys, rt.server_key, client, form)
+                result = await handler(session, keys, rt.server_key, client, form, jkt=jkt)
         # Errors that follow a write (code marked used, family revoked) are raised after commit.
         if isinstance(result, OAuthError):
             raise result
-        return token_response(result)
+        return token_response(result, headers)
     except OAuthError as exc:
         return exc.response()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from app.oidc import dpop
 from app.oidc import openapi as docs
 from app.oidc.claims import load_active_user, organizations, profile_claims
 from app.oidc.errors import NO_STORE, InvalidToken
@@ -16,12 +17,20 @@ from app.oidc.verify import verify_access_token
 router = APIRouter()
 
 
-def _bearer(request: Request) -> str:
+def _bearer(request: Request) -> tuple[str, str]:
+    """(scheme, access token): Bearer, or DPoP for a DPoP-bound token."""
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
-    if scheme.lower() != "bearer" or not value.strip():
+    if scheme.lower() not in ("bearer", "dpop") or not value.strip():
         raise InvalidToken("A Bearer access token is required")
-    return value.strip()
+    return scheme.lower(), value.strip()
+
+
+def _refused(exc: dpop.ProofRefused) -> Response:
+    error = "use_dpop_nonce" if exc.nonce else "invalid_dpop_proof"
+    return JSONResponse({"error": error, "error_description": exc.description}, status_code=401,
+                        headers={**NO_STORE, **dpop.resource_challenge(exc.description, error=error,
+                                                                         nonce=exc.nonce)})
 
 
 @router.get("/{issuer_id}/userinfo", **docs.USERINFO)
@@ -29,15 +38,20 @@ def _bearer(request: Request) -> str:
 async def userinfo(issuer_id: str, request: Request) -> Response:
     """Claims about the token's subject."""
     try:
-        token = _bearer(request)
+        scheme, token = _bearer(request)
         try:
             keys, claims = await verify_access_token(request.app, token, issuer_id)
         except TokenInvalid as exc:
             raise InvalidToken() from exc
+        try:
+            proof = dpop.check_resource_request(request, scheme, token, claims, keys.issuer_url + "/userinfo")
+        except dpop.ProofRefused as exc:
+            return _refused(exc)
+        headers = {**NO_STORE, **dpop.checker(request.app).response_headers(proof)}
         sub = str(claims["sub"])
         if not sub.startswith("usr_"):
             # A client's own token: no user, no organizations.
-            return JSONResponse({"sub": sub, "organizations": []}, headers=NO_STORE)
+            return JSONResponse({"sub": sub, "organizations": []}, headers=headers)
         rt = get_runtime(request)
         async with rt.session_factory()() as session:
             user = await load_active_user(session, keys.account_id, keys.issuer_id, sub)
@@ -53,6 +67,6 @@ async def userinfo(issuer_id: str, request: Request) -> Response:
         org_id = select_org(orgs, claims.get("org_id"))
         if org_id:
             body["org_id"] = org_id
-        return JSONResponse(body, headers=NO_STORE)
+        return JSONResponse(body, headers=headers)
     except InvalidToken as exc:
         return exc.response()

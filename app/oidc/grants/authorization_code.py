@@ -19,12 +19,19 @@ from app.oidc import pkce, tokens
 from app.oidc.claims import load_active_user, organizations
 from app.oidc.client_auth import CachedClient
 from app.oidc.errors import InvalidGrant, InvalidRequest, InvalidTarget, OAuthError, UnauthorizedClient
-from app.oidc.grants.common import Form, IssueContext, issue_user_tokens, revoke_grant, select_org
+from app.oidc.grants.common import (
+    Form,
+    IssueContext,
+    grant_jkt,
+    issue_user_tokens,
+    revoke_grant,
+    select_org,
+)
 from app.signing_key.cache import KeySet
 
 
-async def exchange(session: AsyncSession, keys: KeySet, server_key: str, client: CachedClient, form: Form
-                   ) -> dict[str, Any] | OAuthError:
+async def exchange(session: AsyncSession, keys: KeySet, server_key: str, client: CachedClient, form: Form,
+                   *, jkt: str | None = None) -> dict[str, Any] | OAuthError:
     if "authorization_code" not in client.grant_types:
         raise UnauthorizedClient("This client may not use the authorization_code grant")
     code = form.get("code")
@@ -74,10 +81,12 @@ async def exchange(session: AsyncSession, keys: KeySet, server_key: str, client:
     grant = OidcGrant(id=new_id("grt"), account_id=row.account_id, issuer_id=row.issuer_id,
                       client_id=client.id, user_id=user.id, session_id=row.session_id, scope=row.scope,
                       org_id=org_id, resources=list(row.resources), auth_time=row.auth_time,
-                      amr=list(row.amr), acr=row.acr, status="active", created_at=now)
+                      amr=list(row.amr), acr=row.acr, status="active", created_at=now,
+                      dpop_jkt=grant_jkt(client, jkt))
     session.add(grant)
     row.grant_id = grant.id
-    ctx = IssueContext(keys=keys, server_key=server_key, client=client, grant=grant, user=user, orgs=orgs)
+    ctx = IssueContext(keys=keys, server_key=server_key, client=client, grant=grant, user=user, orgs=orgs,
+                       jkt=jkt)
     body, refresh_id = await issue_user_tokens(
         session, ctx, nonce=row.nonce, with_refresh="refresh_token" in client.grant_types,
         resources=resources)

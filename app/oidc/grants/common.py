@@ -9,11 +9,12 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.crypto import constant_time_equals
 from app.core.ids import new_id, now_ms
 from app.events.service import record
 from app.models.oidc import OidcGrant, RefreshToken
 from app.models.user import User
-from app.oidc import tokens
+from app.oidc import dpop, tokens
 from app.oidc.claims import UserView, profile_claims
 from app.oidc.client_auth import CachedClient
 from app.oidc.errors import InvalidRequest, InvalidScope
@@ -108,6 +109,8 @@ class IssueContext:
     grant: OidcGrant | GrantView
     user: User | UserView
     orgs: list[dict[str, Any]]
+    # DPoP: the thumbprint the access token is bound to (`cnf.jkt`), if any.
+    jkt: str | None = None
 
 
 def select_org(orgs: list[dict[str, Any]], org_id: str | None) -> str | None:
@@ -120,6 +123,18 @@ def new_refresh_token(server_key: str) -> tuple[str, str, str]:
     """(row id, the token itself, its HMAC): only the HMAC is stored."""
     raw = tokens.opaque_token("rt")
     return new_id("rt"), raw, tokens.token_hash(server_key, "refresh", raw)
+
+
+def grant_jkt(client: CachedClient, jkt: str | None) -> str | None:
+    """The key a new grant's refresh tokens are bound to: a public client's DPoP key (RFC 9449 §5;
+    a confidential client's refresh tokens are bound to its authentication instead)."""
+    return jkt if not client.confidential else None
+
+
+def check_grant_jkt(bound: str | None, jkt: str | None) -> None:
+    """A bound refresh token is used only with a proof of its key."""
+    if bound is not None and (jkt is None or not constant_time_equals(bound, jkt)):
+        raise dpop.InvalidDpopProof("The refresh token is bound to another DPoP key")
 
 
 def refresh_ttl_ms(client: CachedClient) -> int:
@@ -149,12 +164,9 @@ def mint_user_tokens(ctx: IssueContext, *, nonce: str | None, resources: list[st
         access_claims["sid"] = grant.session_id
     if grant.org_id:
         access_claims["org_id"] = grant.org_id
-    body: dict[str, Any] = {
-        "access_token": tokens.sign_access_token(ctx.keys, access_claims),
-        "token_type": "Bearer",
-        "expires_in": ttl,
-        "scope": scope,
-    }
+    body: dict[str, Any] = {"token_type": "Bearer", "expires_in": ttl, "scope": scope}
+    dpop.bind(access_claims, body, ctx.jkt)
+    body["access_token"] = tokens.sign_access_token(ctx.keys, access_claims)
     if "openid" in scope_set:
         id_claims: dict[str, Any] = {
             "iss": ctx.keys.issuer_url, "sub": user.id, "aud": client.id, "iat": now,

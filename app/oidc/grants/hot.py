@@ -40,6 +40,7 @@ from app.oidc.grants.common import (
     Form,
     GrantView,
     IssueContext,
+    grant_jkt,
     mint_user_tokens,
     narrow_scopes,
     new_refresh_token,
@@ -85,6 +86,7 @@ _USER_COLUMNS = "u.id AS user_id, u.username, u.username_type, u.profile, u.secu
 # $8 its lifetime (ms), $9 requested resources (JSON array or NULL), $10 requested scopes (or NULL),
 # $11 event id, $12 event type, $13 event source, $14 event auth, $15 deliverable, $16 trace (the
 # request id, as `record` writes it).
+# $17 the DPoP proof's key thumbprint (or NULL): a bound grant rotates only with a proof of its key.
 REFRESH_SQL = f"""
 WITH r AS MATERIALIZED (
   SELECT id, grant_id, account_id FROM refresh_tokens
@@ -96,6 +98,7 @@ WITH r AS MATERIALIZED (
      AND g.status = 'active'
      AND ($9::jsonb IS NULL OR $9::jsonb <@ g.resources)
      AND ($10::text[] IS NULL OR $10::text[] <@ string_to_array(g.scope, ' '))
+     AND (g.dpop_jkt IS NULL OR g.dpop_jkt = $17::text)
      -- a concurrent family revocation (an UPDATE of the grant) waits for this rotation, or wins
      FOR SHARE OF g
 ), u AS (
@@ -141,7 +144,7 @@ SELECT g.id AS grant_id, g.session_id, g.scope AS grant_scope, g.org_id, g.resou
 
 # $1 code HMAC, $2 now (ms), $3 client, $4 issuer, $5 account, $6 redirect_uri, $7 S256 of the
 # verifier, $8 requested resources (JSON array or NULL), $9 new grant id, $10 with a refresh token,
-# $11/$12 its id/HMAC, $13 its lifetime (ms).
+# $11/$12 its id/HMAC, $13 its lifetime (ms), $14 the DPoP key its refresh tokens are bound to.
 CODE_SQL = f"""
 WITH c AS MATERIALIZED (
   SELECT id, user_id, session_id, scope, nonce, org_id, resources, auth_time, amr, acr
@@ -165,9 +168,9 @@ WITH c AS MATERIALIZED (
   RETURNING t.id
 ), grant_row AS (
   INSERT INTO oidc_grants (id, account_id, issuer_id, client_id, user_id, session_id, scope, org_id,
-                           resources, auth_time, amr, acr, status, created_at)
+                           resources, auth_time, amr, acr, status, created_at, dpop_jkt)
   SELECT $9, $5, $4, $3, c.user_id, c.session_id, c.scope, c.org_id, c.resources, c.auth_time,
-         c.amr, c.acr, 'active', $2::bigint
+         c.amr, c.acr, 'active', $2::bigint, $14::text
     FROM c, used
   RETURNING id
 ), new_token AS (
@@ -243,8 +246,8 @@ def _resources(form: Form) -> tuple[list[str], str | None]:
     return requested, (json.dumps(requested) if requested else None)
 
 
-async def refresh(pool: asyncpg.Pool, keys: KeySet, server_key: str, client: CachedClient, form: Form
-                  ) -> dict[str, Any] | None:
+async def refresh(pool: asyncpg.Pool, keys: KeySet, server_key: str, client: CachedClient, form: Form,
+                  *, jkt: str | None = None) -> dict[str, Any] | None:
     """The token response, or None when the ORM path must decide (nothing was changed)."""
     raw = form.get("refresh_token")
     if "refresh_token" not in client.grant_types or not raw or len(raw) > 256:
@@ -259,7 +262,7 @@ async def refresh(pool: asyncpg.Pool, keys: KeySet, server_key: str, client: Cac
     row = await pool.fetchrow(
         REFRESH_SQL, tokens.token_hash(server_key, "refresh", raw), now, client.id, keys.issuer_id,
         keys.account_id, refresh_id, new_hash, refresh_ttl_ms(client), resources_json, requested,
-        new_id("evt"), event[6], event[7], event[11], event[14], current_request_id())
+        new_id("evt"), event[6], event[7], event[11], event[14], current_request_id(), jkt)
     if row is None:
         return None
     grant_resources = list(_json(row["resources"]))
@@ -268,14 +271,14 @@ async def refresh(pool: asyncpg.Pool, keys: KeySet, server_key: str, client: Cac
                       amr=list(_json(row["amr"]) or []), acr=row["acr"])
     scope = " ".join(narrow_scopes(requested, row["grant_scope"].split()))
     ctx = IssueContext(keys=keys, server_key=server_key, client=client, grant=grant,
-                       user=_user(row), orgs=_orgs(row))
+                       user=_user(row), orgs=_orgs(row), jkt=jkt)
     body = mint_user_tokens(ctx, nonce=None, resources=resources or grant_resources, scope=scope)
     body["refresh_token"] = new_raw
     return body
 
 
-async def exchange(pool: asyncpg.Pool, keys: KeySet, server_key: str, client: CachedClient, form: Form
-                   ) -> dict[str, Any] | None:
+async def exchange(pool: asyncpg.Pool, keys: KeySet, server_key: str, client: CachedClient, form: Form,
+                   *, jkt: str | None = None) -> dict[str, Any] | None:
     """The token response, or None when the ORM path must decide (nothing was changed)."""
     code, redirect_uri, verifier = form.get("code"), form.get("redirect_uri"), form.get("code_verifier")
     if ("authorization_code" not in client.grant_types or not code or len(code) > 256
@@ -288,7 +291,7 @@ async def exchange(pool: asyncpg.Pool, keys: KeySet, server_key: str, client: Ca
     row = await pool.fetchrow(
         CODE_SQL, tokens.token_hash(server_key, "code", code), now_ms(), client.id, keys.issuer_id,
         keys.account_id, redirect_uri, pkce.s256(verifier), resources_json, grant_id, with_refresh,
-        refresh_id, new_hash, refresh_ttl_ms(client))
+        refresh_id, new_hash, refresh_ttl_ms(client), grant_jkt(client, jkt))
     if row is None:
         return None
     code_resources = list(_json(row["resources"]))
@@ -296,7 +299,7 @@ async def exchange(pool: asyncpg.Pool, keys: KeySet, server_key: str, client: Ca
                       session_id=row["session_id"], org_id=row["org_id"], auth_time=row["auth_time"],
                       amr=list(_json(row["amr"]) or []), acr=row["acr"])
     ctx = IssueContext(keys=keys, server_key=server_key, client=client, grant=grant,
-                       user=_user(row), orgs=_orgs(row))
+                       user=_user(row), orgs=_orgs(row), jkt=jkt)
     body = mint_user_tokens(ctx, nonce=row["nonce"], resources=resources or code_resources)
     if with_refresh:
         body["refresh_token"] = new_raw

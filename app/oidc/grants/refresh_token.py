@@ -19,6 +19,7 @@ from app.oidc.errors import InvalidGrant, InvalidRequest, InvalidTarget, OAuthEr
 from app.oidc.grants.common import (
     Form,
     IssueContext,
+    check_grant_jkt,
     issue_user_tokens,
     narrow_scopes,
     requested_scopes,
@@ -28,8 +29,8 @@ from app.oidc.grants.common import (
 from app.signing_key.cache import KeySet
 
 
-async def refresh(session: AsyncSession, keys: KeySet, server_key: str, client: CachedClient, form: Form
-                  ) -> dict[str, Any] | OAuthError:
+async def refresh(session: AsyncSession, keys: KeySet, server_key: str, client: CachedClient, form: Form,
+                  *, jkt: str | None = None) -> dict[str, Any] | OAuthError:
     if "refresh_token" not in client.grant_types:
         raise UnauthorizedClient("This client may not use the refresh_token grant")
     raw = form.get("refresh_token")
@@ -61,6 +62,7 @@ async def refresh(session: AsyncSession, keys: KeySet, server_key: str, client: 
         return InvalidGrant("The refresh token was already used; the grant is revoked")
     if row.status != "active" or grant.status != "active" or row.expires_at <= now:
         raise InvalidGrant("The refresh token is no longer valid")
+    check_grant_jkt(grant.dpop_jkt, jkt)
     # A refresh may narrow the resources and scopes, never widen them.
     resources = form.getlist("resource") or list(grant.resources)
     if any(r not in grant.resources for r in resources):
@@ -85,7 +87,8 @@ async def refresh(session: AsyncSession, keys: KeySet, server_key: str, client: 
         return InvalidGrant("The user is no longer a member of the selected organization")
     row.status = "rotated"
     row.used_at = now
-    ctx = IssueContext(keys=keys, server_key=server_key, client=client, grant=grant, user=user, orgs=orgs)
+    ctx = IssueContext(keys=keys, server_key=server_key, client=client, grant=grant, user=user, orgs=orgs,
+                       jkt=jkt)
     # A narrowed scope applies to this response only; the family keeps what was granted.
     body, _ = await issue_user_tokens(session, ctx, nonce=None, with_refresh=True, resources=resources,
                                       scope=" ".join(scopes))
