@@ -18,6 +18,7 @@ from app.core.db import to_asyncpg_dsn
 from app.main import create_app
 from tests.fixtures.database import create_test_database, drop_test_database, migrate
 from tests.fixtures.server import LiveServer, free_port
+from tests.fixtures.smtp import SmtpSink, smtp_sink
 
 TEST_SECRET_KEY = "test-server-key-not-secret-0123456789abcdef"
 
@@ -32,7 +33,9 @@ def database_url() -> Iterator[str]:
 
 def make_settings(**overrides: Any) -> Settings:
     values: dict[str, Any] = {"env": "test", "secret_key": TEST_SECRET_KEY,
-                              "webhooks_allow_private": True, "public_url": "http://testserver"}
+                              "webhooks_allow_private": True, "public_url": "http://testserver",
+                              # Every app of the tests mails the one SMTP sink of this process.
+                              "smtp_url": smtp_sink().url}
     values.update(overrides)
     return Settings(**values)
 
@@ -111,6 +114,12 @@ async def other_admin(app: FastAPI, other_account: AccountCredentials) -> AsyncI
     sdk = AuthPIAdmin(api_key=other_account.basic, base_url="http://testserver", http_client=http)
     yield sdk
     await http.aclose()
+
+
+@pytest.fixture(scope="session")
+def smtp() -> SmtpSink:
+    """The real SMTP server (aiosmtpd) every test app sends to."""
+    return smtp_sink()
 
 
 @pytest.fixture(scope="session")
