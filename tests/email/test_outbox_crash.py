@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -21,19 +20,15 @@ from authpi_admin import AuthPIAdmin
 from app.account.service import create_account
 from app.core.db import Database, to_asyncpg_dsn
 from tests.conftest import TEST_SECRET_KEY
-from tests.fixtures.database import create_test_database, drop_test_database, migrate
+from tests.fixtures.database import migrated_database
 from tests.fixtures.server import free_port
 from tests.fixtures.smtp import SmtpSink
 
 AUTHPI = str(Path(sys.executable).parent / "authpi")
 
 
-@pytest.fixture(scope="module")
-def crash_database_url() -> Iterator[str]:
-    base, url = asyncio.run(create_test_database())
-    migrate(url)
-    yield url
-    asyncio.run(drop_test_database(base, url))
+# A database of its own: no in-process relay competes with the server processes here.
+crash_database_url = pytest.fixture(scope="module")(migrated_database)
 
 
 def start_server(url: str, port: int, smtp_url: str, data_dir: Path) -> subprocess.Popen[bytes]:
