@@ -93,6 +93,26 @@ class TestInvitationEmail:
         assert new_hash != first_hash
         assert new_hash == hmac_sha256(TEST_SECRET_KEY, f"invitation:{token}")
 
+    async def test_a_recipient_refused_for_good_is_email_failed_once(
+            self, admin: AuthPIAdmin, issuer_id: str, pg: asyncpg.Pool, account: AccountCredentials):
+        org_id = await new_org(admin, issuer_id)
+        inv = await admin.issuer(issuer_id).organization(org_id).invitations.create(
+            {"email": "refused.grace@globex.example", "scopes": ["a:read"]})
+        for _ in range(200):
+            row = await pg.fetchrow("SELECT * FROM outbox WHERE ref_id = $1", inv.id)
+            if row["status"] != "pending":
+                break
+            await asyncio.sleep(0.05)
+        assert (row["status"], row["attempts"]) == ("failed", 1)  # 5xx: no retry
+        assert row["payload_encrypted"] is None
+        assert "550" in row["last_error"]
+        events = await pg.fetch("SELECT type, data FROM events WHERE account_id = $1 AND type LIKE 'email.%'",
+                                account.account_id)
+        assert [e["type"] for e in events] == ["email.failed"]
+        assert '"final": true' in events[0]["data"]
+        got = await admin.issuer(issuer_id).organization(org_id).invitations.get(inv.id)
+        assert got.last_email_sent_at is None
+
     async def test_a_refused_create_sends_nothing(self, admin: AuthPIAdmin, issuer_id: str,
                                                   smtp: SmtpSink, pg: asyncpg.Pool,
                                                   account: AccountCredentials):
