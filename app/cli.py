@@ -15,6 +15,7 @@ from app.console.cli import login_link
 from app.core.cli import prepare_database, say
 from app.core.http_protocol import guarded_protocol
 from app.core.logredact import install_log_redaction
+from app.email.transport import email_problem, mailbox_dir
 from app.issuer.cli import issuer_cli
 from app.main import create_app
 from app.observability import configure_logging
@@ -56,6 +57,11 @@ def serve(
         config = uvicorn.Config("app.cli:worker_app", factory=True, workers=workers, **common)
     else:
         config = uvicorn.Config(create_app(settings, database_url=url), **common)
+    problem = email_problem(settings)
+    if problem:
+        say(f"authpi: {problem}: creating or resending invitations and password resets are refused")
+    elif not settings.smtp_url:
+        say(f"authpi: no AUTHPI_SMTP_URL: emails are written as .eml files under {mailbox_dir(settings)}")
     say(f"authpi: listening on http://{settings.host}:{settings.port} with {workers} worker(s) "
         f"(issuers at {settings.resolved_public_url()}/{{issuer_id}})")
     serve_uvicorn(config)

@@ -104,6 +104,9 @@ class Settings(BaseSettings):
     email_from: str = "authpi <no-reply@localhost>"
     # A directory of Jinja2 templates overriding the built-in ones file by file (app/email/templates).
     email_templates_dir: Path | None = None
+    # Lifetime of an invitation (its link) when the create request names no expires_at; a resend
+    # restarts it.
+    invitation_ttl_seconds: int = 7 * 24 * 3600
     max_body_bytes: int = 1_048_576
     # Slow clients: a request's headers must arrive within this (from connect or its first byte),
     # its body within body_timeout_seconds after them; else 408 and the connection is closed.

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from app.config import Settings, get_settings
 from app.core.db import to_asyncpg_dsn
+from app.email.transport import check_email_settings
 
 
 class ConfigError(Exception):
@@ -69,6 +70,9 @@ def check_settings(settings: Settings) -> None:
             parts.port  # noqa: B018 - raises on a non-numeric port
         except ValueError:
             raise ConfigError("AUTHPI_DATABASE_URL has an invalid port") from None
+    problem = check_email_settings(settings)
+    if problem:
+        raise ConfigError(problem)
     if settings.public_url is not None:
         parts = urlsplit(settings.public_url)
         if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,23 +15,21 @@ from fastapi import FastAPI
 from app.config import Settings
 from app.core.db import to_asyncpg_dsn
 from app.main import create_app
-from tests.fixtures.database import create_test_database, drop_test_database, migrate
+from tests.fixtures.database import migrated_database
 from tests.fixtures.server import LiveServer, free_port
+from tests.fixtures.smtp import SmtpSink, smtp_sink
 
 TEST_SECRET_KEY = "test-server-key-not-secret-0123456789abcdef"
 
 
-@pytest.fixture(scope="session")
-def database_url() -> Iterator[str]:
-    base, url = asyncio.run(create_test_database())
-    migrate(url)
-    yield url
-    asyncio.run(drop_test_database(base, url))
+database_url = pytest.fixture(scope="session")(migrated_database)
 
 
 def make_settings(**overrides: Any) -> Settings:
     values: dict[str, Any] = {"env": "test", "secret_key": TEST_SECRET_KEY,
-                              "webhooks_allow_private": True, "public_url": "http://testserver"}
+                              "webhooks_allow_private": True, "public_url": "http://testserver",
+                              # Every app of the tests mails the one SMTP sink of this process.
+                              "smtp_url": smtp_sink().url}
     values.update(overrides)
     return Settings(**values)
 
@@ -111,6 +108,12 @@ async def other_admin(app: FastAPI, other_account: AccountCredentials) -> AsyncI
     sdk = AuthPIAdmin(api_key=other_account.basic, base_url="http://testserver", http_client=http)
     yield sdk
     await http.aclose()
+
+
+@pytest.fixture(scope="session")
+def smtp() -> SmtpSink:
+    """The real SMTP server (aiosmtpd) every test app sends to."""
+    return smtp_sink()
 
 
 @pytest.fixture(scope="session")

@@ -29,6 +29,7 @@ from app.console.web import (
     run,
 )
 from app.core.errors import NotFound, ValidationFailed
+from app.email.service import get_mailer
 from app.events.catalog import WEBHOOK_EVENT_TYPES
 from app.group import service as group_service
 from app.group.schemas import GroupCreate
@@ -154,7 +155,8 @@ async def create_invitation(
         return body
 
     async def act(s: AsyncSession, org: Organization) -> str:
-        inv = await invitation_service.create_invitation(s, org, body, operator.principal)
+        inv = await invitation_service.create_invitation(s, org, body, operator.principal,
+                                                         get_mailer(request))
         return f"Invitation sent to {inv.email_invited}."
 
     rename = {"scopes": "invitation.scopes"}
@@ -172,7 +174,7 @@ async def invitation_action(
     async def act(s: AsyncSession, org: Organization) -> str:
         inv = await invitation_service.get_invitation(s, org, invitation_id, for_update=True)
         if verb == "resend":
-            await invitation_service.resend_invitation(s, inv, operator.principal)
+            await invitation_service.resend_invitation(s, org, inv, operator.principal, get_mailer(request))
             return f"Invitation to {inv.email_invited} sent again."
         await invitation_service.revoke_invitation(s, inv, operator.principal)
         return f"Invitation to {inv.email_invited} revoked."

@@ -12,6 +12,7 @@ from app.core.etags import check_if_match
 from app.core.pagination import PageParams, page_params
 from app.core.responses import Obj, Page
 from app.core.session import db_session
+from app.email.service import Mailer, get_mailer
 from app.invitation import service
 from app.invitation.schemas import InvitationCreate, InvitationOut, InvitationUpdate
 from app.models.invitation import Invitation
@@ -54,11 +55,13 @@ async def create_invitation(
     org_id: str,
     body: InvitationCreate,
     principal: Principal = Depends(WRITE),
+    mailer: Mailer = Depends(get_mailer),
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
-    """Invite an email address to the organization with scopes and/or groups."""
+    """Invite an email address to the organization with scopes and/or groups; the invitation email
+    goes out through the outbox once this commits."""
     org = await resolve_organization(session, account_id, issuer_id, org_id)
-    inv = await service.create_invitation(session, org, body, principal)
+    inv = await service.create_invitation(session, org, body, principal, mailer)
     return envelopes.created(InvitationOut.of(inv))
 
 
@@ -103,13 +106,14 @@ async def resend_invitation(
     invitation_id: str,
     request: Request,
     principal: Principal = Depends(WRITE),
+    mailer: Mailer = Depends(get_mailer),
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> JSONResponse:
-    """Send a pending invitation again and restart its validity window (no body)."""
+    """Send a pending invitation again with a new link and restart its validity window (no body)."""
     org = await resolve_organization(session, account_id, issuer_id, org_id)
     inv = await service.get_invitation(session, org, invitation_id, for_update=True)
     check_if_match(request, inv.version)
-    inv = await service.resend_invitation(session, inv, principal)
+    inv = await service.resend_invitation(session, org, inv, principal, mailer)
     return envelopes.obj(_action_result(inv))
 
 

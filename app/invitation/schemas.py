@@ -15,8 +15,6 @@ from app.user.schemas import username_error
 
 Email = Annotated[str, StringConstraints(min_length=3, max_length=320)]
 
-DEFAULT_TTL_MS = 7 * 24 * 3600 * 1000
-
 
 def _future(value: int | None) -> int | None:
     if value is not None and value <= now_ms():

@@ -6,23 +6,27 @@ as a membership (deny-by-default, scopes within the organization's, groups of th
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.auth import Principal
+from app.core.crypto import generate_secret, hmac_sha256
 from app.core.errors import Conflict, NotFound
 from app.core.ids import new_id, now_ms
 from app.core.pagination import PageParams, paginate
+from app.email.service import Mailer, on_email_sent, queue_email
 from app.events.service import record
 from app.group.service import check_within_org, existing_group_ids
-from app.invitation.schemas import DEFAULT_TTL_MS, InvitationCreate, InvitationUpdate, effective_status
+from app.invitation.schemas import InvitationCreate, InvitationUpdate, effective_status
 from app.membership.schemas import MemberCreate
 from app.membership.service import check_groups, create_membership, require_grant
 from app.models.invitation import Invitation
 from app.models.membership import Membership
 from app.models.organization import Organization
+from app.models.outbox import OutboxMessage
 from app.models.user import User
 from app.organization.service import touch
 from app.user.schemas import normalize_username
@@ -55,10 +59,48 @@ async def _user_by_email(session: AsyncSession, org: Organization, normalized: s
         User.username_normalized == normalized, User.status != "deleted"))
 
 
+def token_hash(server_key: str, token: str) -> str:
+    return hmac_sha256(server_key, f"invitation:{token}")
+
+
+async def _send(session: AsyncSession, org: Organization, inv: Invitation, mailer: Mailer) -> None:
+    """A fresh single-use link (192 random bits; only its HMAC is stored, on the invitation) and its
+    email, in the outbox of this transaction. A resend's new link replaces the old one."""
+    token = generate_secret(24)
+    inv.token_hash = token_hash(mailer.server_key, token)
+    await session.flush()
+    inviter = inv.inviter or {}
+    expires = datetime.fromtimestamp(inv.expires_at / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    await queue_email(
+        session, mailer, account_id=inv.account_id, issuer_id=inv.issuer_id, to=inv.email_invited,
+        template="invitation", purpose="invitation", ref_id=inv.id, user_id=inv.user_id_invited, org=org,
+        context={"link": mailer.link(f"/{inv.issuer_id}/invitation/{token}"),
+                 "organization_name": org.name, "message": inv.message,
+                 "inviter_name": inviter.get("name") if isinstance(inviter.get("name"), str) else None,
+                 "expires": expires})
+
+
+async def _invitation_sent(session: AsyncSession, row: OutboxMessage, _payload: dict[str, Any]) -> None:
+    """The relay sent an invitation's email: `last_email_sent_at` says so (no event of its own:
+    `email.sent` is recorded beside it)."""
+    inv = await session.scalar(select(Invitation).where(
+        Invitation.id == row.ref_id, Invitation.account_id == row.account_id).with_for_update())
+    if inv is not None:
+        inv.last_email_sent_at = row.sent_at
+
+
+on_email_sent("invitation", _invitation_sent)
+
+
+def ttl_ms(mailer: Mailer) -> int:
+    return mailer.settings.invitation_ttl_seconds * 1000
+
+
 async def create_invitation(session: AsyncSession, org: Organization, body: InvitationCreate,
-                            auth: Principal) -> Invitation:
+                            auth: Principal, mailer: Mailer) -> Invitation:
     if not org.invitation_enabled:
         raise Conflict("Invitations are disabled for this organization")
+    mailer.require()
     scopes = list(org.default_member_scopes) if body.scopes is None else body.scopes
     require_grant(scopes, body.groups)
     check_within_org(org, scopes)
@@ -80,12 +122,13 @@ async def create_invitation(session: AsyncSession, org: Organization, body: Invi
         user_id_invited=user.id if user else None, user_title=body.user_title,
         message=body.message if "message" in body.model_fields_set else org.invitation_message,
         scopes=scopes, groups=body.groups, inviter={"id": auth.actor_id},
-        metadata_=body.metadata or {}, expires_at=body.expires_at or now + DEFAULT_TTL_MS,
+        metadata_=body.metadata or {}, expires_at=body.expires_at or now + ttl_ms(mailer),
         created_at=now)
     session.add(inv)
     await session.flush()
     await _event(session, inv, "organization.invitation.created", auth,
                  {"scopes": inv.scopes, "groups": inv.groups, "expires_at": inv.expires_at})
+    await _send(session, org, inv, mailer)
     return inv
 
 
@@ -118,19 +161,22 @@ async def update_invitation(session: AsyncSession, org: Organization, inv: Invit
     return inv
 
 
-async def resend_invitation(session: AsyncSession, inv: Invitation, auth: Principal) -> Invitation:
-    """Restarts the validity window (an expired invitation becomes usable again).
-
-    There is no mailer in this server (integrators deliver from the `organization.invitation.created`
-    webhook), so `last_email_sent_at` stays unset rather than claim a send that never happened.
-    """
+async def resend_invitation(session: AsyncSession, org: Organization, inv: Invitation, auth: Principal,
+                            mailer: Mailer) -> Invitation:
+    """Sends the email again with a new link (the previous one stops working) and restarts the
+    validity window (an expired invitation becomes usable again). `last_email_sent_at` is set when
+    the relay has actually sent it."""
     if inv.status != "pending":
         raise Conflict(f"The invitation is {inv.status}")
+    if not org.invitation_enabled:
+        raise Conflict("Invitations are disabled for this organization")
+    mailer.require()
     now = now_ms()
-    inv.expires_at = max(inv.expires_at, now + DEFAULT_TTL_MS)
+    inv.expires_at = max(inv.expires_at, now + ttl_ms(mailer))
     touch(inv)
     await session.flush()
     await _event(session, inv, "organization.invitation.resent", auth, {"expires_at": inv.expires_at})
+    await _send(session, org, inv, mailer)
     return inv
 
 

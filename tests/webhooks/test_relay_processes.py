@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -22,19 +22,14 @@ from app.events.service import record
 from app.webhooks import service
 from app.webhooks.schemas import WebhookCreate
 from tests.conftest import TEST_SECRET_KEY
-from tests.fixtures.database import create_test_database, drop_test_database, migrate
+from tests.fixtures.database import migrated_database
 from tests.webhooks.receiver import Receiver
 
 AUTHPI = str(Path(sys.executable).parent / "authpi")
 
 
-@pytest.fixture(scope="module")
-def relay_database_url() -> Iterator[str]:
-    """A database of its own: no in-process relay competes with the worker processes here."""
-    base, url = asyncio.run(create_test_database())
-    migrate(url)
-    yield url
-    asyncio.run(drop_test_database(base, url))
+# A database of its own: no in-process relay competes with the worker processes here.
+relay_database_url = pytest.fixture(scope="module")(migrated_database)
 
 
 @pytest.fixture
