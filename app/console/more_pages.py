@@ -1,5 +1,5 @@
-"""Organization groups, invitations and SSO domains; user sessions and trusted devices; new agents and
-their verifiers; new webhooks. Same services and body models as the admin API."""
+"""Organization groups, invitations, SSO domains and enterprise SSO; user sessions and trusted
+devices; new agents and their verifiers; new webhooks. Same services and body models as the admin API."""
 
 from __future__ import annotations
 
@@ -40,6 +40,8 @@ from app.models.organization import Organization
 from app.organization import service as org_service
 from app.organization import sso
 from app.organization.dns import resolver_for
+from app.organization.endpoints import sso_options
+from app.organization.schemas import OrganizationUpdate
 from app.session import service as session_service
 from app.user import devices as device_service
 from app.user import service as user_service
@@ -217,6 +219,66 @@ async def domain_action(
         )
 
     return await _org_action(request, operator, issuer_id, org_id, form, act)
+
+
+# -- enterprise SSO (the organization's OIDC connection) -----------------------------------------
+
+SSO_TEXT = ("issuer", "client_id", "client_secret")
+
+
+def _sso_raw(form: dict[str, str]) -> dict[str, Any]:
+    """The API's PATCH body from the SSO form (inputs named as the API's fields, `sso.connection.…`).
+    An empty secret is left out, so the stored one is kept, as a PATCH without it does."""
+    connection: dict[str, Any] = {"type": form.get("sso.connection.type", "oidc")}
+    for key in SSO_TEXT:
+        value = form.get(f"sso.connection.{key}", "").strip()
+        if value:
+            connection[key] = value
+    if lines(form.get("sso.connection.scopes")):
+        connection["scopes"] = lines(form.get("sso.connection.scopes"))
+    sso: dict[str, Any] = {"enabled": form.get("sso.enabled") == "true",
+                           "sso_only": form.get("sso.sso_only") == "true"}
+    if connection != {"type": "oidc"}:
+        sso["connection"] = connection
+    return {"sso": sso}
+
+
+async def _update_sso(request: Request, s: AsyncSession, org: Organization, body: OrganizationUpdate,
+                      operator: Operator) -> None:
+    await org_service.update_organization(s, org, body, operator.principal, **sso_options(request))
+
+
+@router.post(ORG + "/sso")
+async def configure_sso(request: Request, issuer_id: str, org_id: str, operator: Operator = OP) -> Response:
+    form = await check_csrf(request, operator)
+    raw = _sso_raw(form)
+    body = await _guard(
+        request, operator, issuer_id, org_id, form, lambda: _body_or_raise(OrganizationUpdate, raw)
+    )
+    if isinstance(body, Response):
+        return body
+
+    async def act(s: AsyncSession, org: Organization) -> str:
+        await _update_sso(request, s, org, body, operator)
+        return "Enterprise SSO " + ("enabled." if org.sso.get("enabled") else "saved (disabled).")
+
+    return await _org_action(request, operator, issuer_id, org_id, form, act, lock=True)
+
+
+@router.post(ORG + "/sso/disable")
+async def disable_sso(request: Request, issuer_id: str, org_id: str, operator: Operator = OP) -> Response:
+    form = await check_csrf(request, operator)
+
+    async def act(s: AsyncSession, org: Organization) -> str:
+        current = dict(org.sso or {})
+        if current.get("enabled") is not True:
+            raise ValidationFailed("Enterprise SSO is already disabled", field="sso.enabled")
+        # The connection is kept (without `enabled`, nobody is sent to it), ready to be enabled again.
+        body = OrganizationUpdate.model_validate({"sso": {**current, "enabled": False, "sso_only": False}})
+        await _update_sso(request, s, org, body, operator)
+        return "Enterprise SSO disabled."
+
+    return await _org_action(request, operator, issuer_id, org_id, form, act, lock=True)
 
 
 # -- user sessions and trusted devices ------------------------------------------------------------

@@ -39,6 +39,7 @@ from app.console.web import (
 )
 from app.core.errors import ApiError, NotFound
 from app.core.pagination import PageParams, decode_cursor
+from app.identity.providers import redirect_uri
 from app.issuer import service as issuer_service
 from app.issuer.dependencies import get_issuer_in_account
 from app.issuer.schemas import IssuerCreate, IssuerUpdate
@@ -47,7 +48,7 @@ from app.membership.schemas import MemberCreate
 from app.models.issuer import Issuer
 from app.models.signing_key import SigningKey
 from app.organization import service as org_service
-from app.organization.schemas import OrganizationCreate, OrganizationUpdate
+from app.organization.schemas import OrganizationCreate, OrganizationUpdate, sso_view
 from app.signing_key.service import rotate_signing_keys
 from app.user import service as user_service
 from app.user.schemas import UserCreate, UserUpdate
@@ -635,6 +636,7 @@ async def org_detail(
 ) -> Response:
     require(operator, "issuers.organizations", "read")
     org, members, keys, extras = await read(request, lambda s: _org_page_data(s, operator, issuer_id, org_id))
+    public = request.app.state.settings.resolved_public_url()
     return render(
         request,
         "organization.html",
@@ -644,6 +646,8 @@ async def org_detail(
         members=members,
         keys=keys,
         extras=extras,
+        sso=sso_view(org, public),  # the API's view: the redirect URI, whether a secret is set
+        sso_redirect_uri=redirect_uri(public, org.issuer_id, org.id),
         display_status=display_status,
         errors=errors,
         status_code=status_code,

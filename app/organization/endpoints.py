@@ -37,7 +37,7 @@ def _public(request: Request) -> str:
     return str(request.app.state.settings.resolved_public_url())
 
 
-def _sso_options(request: Request) -> dict[str, Any]:
+def sso_options(request: Request) -> dict[str, Any]:
     """What checking an SSO connection needs: the key that encrypts its secret, and whether its URLs
     may be private (AUTHPI_WEBHOOKS_ALLOW_PRIVATE)."""
     return {"server_key": request.app.state.secret_key,
@@ -101,7 +101,7 @@ async def create_organization(
     """Create an organization (a tenant) in the issuer."""
     await get_issuer_in_account(session, account_id, issuer_id)
     org = await service.create_organization(session, account_id=account_id, issuer_id=issuer_id,
-                                            body=body, auth=principal, **_sso_options(request))
+                                            body=body, auth=principal, **sso_options(request))
     return envelopes.created(OrganizationOut.of(org, _public(request)))
 
 
@@ -132,7 +132,7 @@ async def update_organization(
     """Change an organization; status moves between active and suspended."""
     org = if_match(request, await service.resolve_organization(session, account_id, issuer_id, org_id,
                                                                for_update=True))
-    org = await service.update_organization(session, org, body, principal, **_sso_options(request))
+    org = await service.update_organization(session, org, body, principal, **sso_options(request))
     return envelopes.obj(OrganizationOut.of(org, _public(request)))
 
 

@@ -187,6 +187,23 @@ async def test_console_acceptance(
         assert me["organizations"][0]["org_id"] == org_id
         await page.get_by_role("link", name="Continue").click()
 
+        # Enterprise SSO: a SAML attempt shows the API's error next to its field; then OIDC is saved.
+        await page.get_by_label("Enable SSO").check()
+        await page.get_by_label("Connection type").select_option("saml")
+        await page.get_by_label("Upstream issuer").fill("https://idp.globex.example")
+        await page.get_by_label("Client ID", exact=True).fill("authpi")
+        await page.get_by_label("Client secret").fill("idp-secret-1")
+        await page.get_by_role("button", name="Save SSO").click()
+        assert "SAML connections are not supported" in await page.inner_text("#f-sso-connection-type-err")
+        await check("organization-sso-error")
+        await page.get_by_label("Connection type").select_option("oidc")
+        await page.get_by_label("Client secret").fill("idp-secret-1")
+        await page.get_by_role("button", name="Save SSO").click()
+        assert "Enterprise SSO enabled." in await page.inner_text("main")
+        sso = (await admin.issuer(issuer_id).organizations.get(org_id)).sso or {}
+        assert sso["connection"]["client_secret_set"] is True
+        assert "idp-secret-1" not in await page.content()
+
         # The events of all of it, on the Events page.
         await page.get_by_role("link", name="Events", exact=True).click()
         table = await page.inner_text("table")
