@@ -533,11 +533,12 @@ def main() -> None:
             "client_credentials": post_case(srv, token_path, basic(*fx["m2m"])),
             "refresh_token": refresh_case,
             "authorization_code": code_case,
-            "dpop_client_credentials": dpop_case(srv.url, token_path, basic(*fx["m2m"]), cc_body, d, c),
         }
+        dpop_run = dpop_case(srv.url, token_path, basic(*fx["m2m"]), cc_body, d, c)
+        cases["dpop_client_credentials"] = lambda: measured(srv.proc.pid, dpop_run)
         exchange = asyncio.run(make_exchange_fixture(url, srv.url))
-        cases["token_exchange"] = lambda: wrk_post(srv.url, exchange["path"], exchange["body"],
-                                                   exchange["auth"], d, c)
+        cases["token_exchange"] = lambda: measured(srv.proc.pid, lambda: wrk_post(
+            srv.url, exchange["path"], exchange["body"], exchange["auth"], d, c))
         for fmt in ("jwt", "opaque"):
             p = provider_server(fmt)
             if p is not None:
