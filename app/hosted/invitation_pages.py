@@ -113,6 +113,21 @@ def _new_password_error(t: Any, password: str) -> str | None:
     return None
 
 
+async def _posted(session: AsyncSession, request: Request, keys: KeySet, token: str, csrf: str
+                  ) -> tuple[dict[str, Any], Invitation | None, Organization | None, Response | None]:
+    """A POST's invitation and organization, locked, with the page context; or the refusal page
+    (the link's, then CSRF and Origin as on the sign-in page)."""
+    inv, org, reason = await invitations.find_by_link(
+        session, request.app.state.secret_key, account_id=keys.account_id, issuer_id=keys.issuer_id,
+        token=token, lock=True)
+    ctx = await _context(session, request, keys, org)
+    if reason is not None or inv is None or org is None:
+        return ctx, None, None, _refusal(ctx, reason or invitations.NOT_FOUND)
+    if not csrf_ok(request, keys.issuer_id, csrf) or not _same_origin(request):
+        return ctx, None, None, _form_expired(ctx)
+    return ctx, inv, org, None
+
+
 @router.get("/{issuer_id}/invitation/{token}", include_in_schema=False)
 async def invitation_page(issuer_id: str, token: str, request: Request) -> Response:
     """The invitation: who invites whom, Accept (with a password) and Decline."""
@@ -145,15 +160,10 @@ async def accept_submit(issuer_id: str, token: str, request: Request) -> Respons
     ctx: dict[str, Any] = {}
     try:
         async with request.app.state.db.unit_of_work() as session:
-            inv, org, reason = await invitations.find_by_link(
-                session, request.app.state.secret_key, account_id=keys.account_id, issuer_id=issuer_id,
-                token=token, lock=True)
-            ctx = await _context(session, request, keys, org)
+            ctx, inv, org, refused = await _posted(session, request, keys, token, str(form.get("csrf") or ""))
+            if refused is not None or inv is None or org is None:
+                return refused or _not_found()
             t = ctx["t"]
-            if reason is not None or inv is None or org is None:
-                return _refusal(ctx, reason or invitations.NOT_FOUND)
-            if not csrf_ok(request, issuer_id, str(form.get("csrf") or "")) or not _same_origin(request):
-                return _form_expired(ctx)
             if "password" in await disabled_methods(session, keys.account_id, issuer_id):
                 return message_page(t("invitation_error"), t("invitation_no_password", name=ctx["org_name"]),
                                     status_code=403, **ctx)
@@ -206,15 +216,10 @@ async def decline_submit(issuer_id: str, token: str, request: Request) -> Respon
     form = await request.form()
     ip = client_ip(request)
     async with request.app.state.db.unit_of_work() as session:
-        inv, org, reason = await invitations.find_by_link(
-            session, request.app.state.secret_key, account_id=keys.account_id, issuer_id=issuer_id,
-            token=token, lock=True)
-        ctx = await _context(session, request, keys, org)
+        ctx, inv, org, refused = await _posted(session, request, keys, token, str(form.get("csrf") or ""))
+        if refused is not None or inv is None:
+            return refused or _not_found()
         t = ctx["t"]
-        if reason is not None or inv is None or org is None:
-            return _refusal(ctx, reason or invitations.NOT_FOUND)
-        if not csrf_ok(request, issuer_id, str(form.get("csrf") or "")) or not _same_origin(request):
-            return _form_expired(ctx)
         await invitations.decline_invitation(session, inv, flow.event_auth(None, issuer_id, ip))
         return message_page(t("declined_title"), t("declined", name=ctx["org_name"]), status_code=200,
                             is_error=False, **ctx)

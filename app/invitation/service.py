@@ -180,15 +180,21 @@ async def resend_invitation(session: AsyncSession, org: Organization, inv: Invit
     return inv
 
 
-async def revoke_invitation(session: AsyncSession, inv: Invitation, auth: Principal) -> Invitation:
+async def _close(session: AsyncSession, inv: Invitation, status: str, auth: Principal | dict[str, Any]
+                 ) -> Invitation:
+    """A pending invitation ends as `revoked` or `declined` (its `*_at` and its event)."""
     if inv.status != "pending":
         raise Conflict(f"The invitation is {inv.status}")
-    inv.status = "revoked"
-    inv.revoked_at = now_ms()
+    inv.status = status
+    setattr(inv, f"{status}_at", now_ms())
     touch(inv)
     await session.flush()
-    await _event(session, inv, "organization.invitation.revoked", auth)
+    await _event(session, inv, f"organization.invitation.{status}", auth)
     return inv
+
+
+async def revoke_invitation(session: AsyncSession, inv: Invitation, auth: Principal) -> Invitation:
+    return await _close(session, inv, "revoked", auth)
 
 
 async def list_invitations(session: AsyncSession, org: Organization, params: PageParams,
@@ -294,9 +300,4 @@ async def invited_user(session: AsyncSession, org: Organization, inv: Invitation
 async def decline_invitation(session: AsyncSession, inv: Invitation, auth: dict[str, Any]) -> Invitation:
     """The invited person said no (the hosted page, holding the link): `organization.invitation.declined`."""
     _require_pending(inv)
-    inv.status = "declined"
-    inv.declined_at = now_ms()
-    touch(inv)
-    await session.flush()
-    await _event(session, inv, "organization.invitation.declined", auth)
-    return inv
+    return await _close(session, inv, "declined", auth)

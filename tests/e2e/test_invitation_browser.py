@@ -16,6 +16,7 @@ from authpi_admin import AuthPIAdmin
 from authpi_idp import IdpClient
 
 from tests.conftest import AccountCredentials
+from tests.e2e.test_signin_pages import chromium  # noqa: F401  (the Chromium fixture)
 from tests.fixtures.server import LiveServer
 from tests.fixtures.smtp import SmtpSink
 from tests.hosted.helpers import claims_of
@@ -34,20 +35,9 @@ async def remote_admin(live_server: LiveServer, account: AccountCredentials) -> 
         yield AuthPIAdmin(api_key=account.basic, base_url=live_server.url, http_client=http)
 
 
-@pytest.fixture
-async def chromium() -> AsyncIterator:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
-        yield browser
-        await browser.close()
-
-
 async def test_grace_accepts_by_mail_and_signs_in_with_the_invited_scopes(
-        live_server: LiveServer, remote_admin: AuthPIAdmin, smtp: SmtpSink, chromium) -> None:
+        live_server: LiveServer, remote_admin: AuthPIAdmin, smtp: SmtpSink,
+        chromium) -> None:  # noqa: F811  (the imported fixture)
     setup = await make_setup(remote_admin)
     org = remote_admin.issuer(setup.issuer_id).organization(setup.org_id)
     inv = await org.invitations.create({"email": GRACE, "scopes": ["invoices:read", "reports:read"]})
