@@ -1,7 +1,7 @@
 """An invitation end to end in the real Chromium (Playwright on /usr/bin/chromium): invited through
 authpi_admin over HTTP, the link read from the mail the real SMTP server (aiosmtpd) received, a
 password set on the hosted invitation page, then a sign-in through an authpi_idp authorization-code
-flow whose ID token and userinfo carry the organization with the invited scopes."""
+flow whose ID token and userinfo carry the organization with the invited scopes. No JavaScript."""
 
 from __future__ import annotations
 
@@ -16,7 +16,10 @@ from authpi_admin import AuthPIAdmin
 from authpi_idp import IdpClient
 
 from tests.conftest import AccountCredentials
-from tests.e2e.test_signin_pages import chromium  # noqa: F401  (the Chromium fixture)
+from tests.e2e.test_signin_pages import (
+    LABELS_AND_AUTOCOMPLETE,
+    chromium,  # noqa: F401  (the Chromium fixture)
+)
 from tests.fixtures.server import LiveServer
 from tests.fixtures.smtp import SmtpSink
 from tests.hosted.helpers import claims_of
@@ -35,6 +38,20 @@ async def remote_admin(live_server: LiveServer, account: AccountCredentials) -> 
         yield AuthPIAdmin(api_key=account.basic, base_url=live_server.url, http_client=http)
 
 
+async def assert_labelled(browser, html: str) -> None:
+    """Every visible input has a label and an autocomplete token (checked in a page with scripts:
+    the served one runs none)."""
+    context = await browser.new_context()
+    page = await context.new_page()
+    await page.set_content(html)
+    fields = await page.evaluate(LABELS_AND_AUTOCOMPLETE)
+    assert {f["id"] for f in fields} == {"email", "password"}
+    for field in fields:
+        assert field["label"], field
+        assert field["autocomplete"], field
+    await context.close()
+
+
 async def test_grace_accepts_by_mail_and_signs_in_with_the_invited_scopes(
         live_server: LiveServer, remote_admin: AuthPIAdmin, smtp: SmtpSink,
         chromium) -> None:  # noqa: F811  (the imported fixture)
@@ -46,7 +63,8 @@ async def test_grace_accepts_by_mail_and_signs_in_with_the_invited_scopes(
                      mail.part("plain"))
     assert link, mail.part("plain")
 
-    context = await chromium.new_context(locale="en-US")
+    # No JavaScript anywhere on the way: the page is plain forms.
+    context = await chromium.new_context(locale="en-US", java_script_enabled=False)
     page = await context.new_page()
     captured: list[str] = []
 
@@ -62,6 +80,7 @@ async def test_grace_accepts_by_mail_and_signs_in_with_the_invited_scopes(
     assert await page.input_value("#email") == GRACE
     assert await page.get_attribute("#password", "autocomplete") == "new-password"
     assert await page.inner_text("label[for=password]") == "New password"
+    await assert_labelled(chromium, await page.content())
     await page.fill("#password", GRACE_PASSWORD)
     await page.click("#accept")
     await page.wait_for_selector("#message")
