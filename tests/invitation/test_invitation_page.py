@@ -10,6 +10,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlencode
 
 import asyncpg
 import httpx
@@ -18,10 +19,11 @@ from authpi_admin import AuthPIAdmin
 from fastapi import FastAPI
 
 from app.core.ids import now_ms
-from tests.conftest import AccountCredentials
+from app.main import create_app
+from tests.conftest import AccountCredentials, make_settings
 from tests.fixtures.smtp import SmtpSink
 from tests.fixtures.tenancy import event_types
-from tests.oidc.helpers import PASSWORD
+from tests.oidc.helpers import PASSWORD, authorize_params, make_setup, pkce_pair, sign_in
 
 LINK = re.compile(r"http://testserver/(i_[a-z0-9]+)/invitation/([A-Za-z0-9_-]+)")
 NEW_PASSWORD = "a brand new passphrase 7"
@@ -295,3 +297,69 @@ class TestRefusals:
             assert r.status_code == 403
             assert "The form expired" in r.text
         assert await snapshot(pg, account.account_id, inv_id) == before
+
+
+class TestSharedWithTheSignIn:
+    async def test_password_failures_count_in_the_sign_in_throttle(
+            self, database_url: str, admin: AuthPIAdmin, smtp: SmtpSink, pg: asyncpg.Pool,
+            account: AccountCredentials):
+        """The invitation page's wrong passwords and the sign-in page's are one throttle."""
+        application = create_app(make_settings(auth_fail_limit=2), database_url=database_url)
+        async with application.router.lifespan_context(application):
+            application.state.oidc.throttle.max_delay = 0.01
+            setup = await make_setup(admin)
+            org = await admin.issuer(setup.issuer_id).organizations.create({"name": "Initech"})
+            inv_id, token = await invite(admin, smtp, pg, setup.issuer_id, org.id, setup.username)
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=application),
+                                         base_url="http://testserver",
+                                         headers={"Origin": "http://testserver"}) as b:
+                _, csrf = await form(b, setup.issuer_id, token)
+                for _ in range(2):
+                    r = await post(b, setup.issuer_id, token, "accept", csrf, password="wrong password")
+                    assert r.status_code == 401
+                before = await snapshot(pg, account.account_id, inv_id)
+                r = await post(b, setup.issuer_id, token, "accept", csrf, password=PASSWORD)
+                assert r.status_code == 429
+                assert int(r.headers["Retry-After"]) >= 1
+                assert await snapshot(pg, account.account_id, inv_id) == before
+                verifier, challenge = pkce_pair()
+                url = f"/{setup.issuer_id}/authorize?" + urlencode(authorize_params(setup, challenge))
+                r = await sign_in(b, f"http://testserver{url}", setup.username)
+                assert r.status_code == 429  # the sign-in page counts them too
+
+
+class TestMoreRefusals:
+    async def test_password_sign_in_turned_off(
+            self, admin: AuthPIAdmin, browser: httpx.AsyncClient, smtp: SmtpSink, pg: asyncpg.Pool,
+            account: AccountCredentials, issuer: str):
+        org = await admin.issuer(issuer).organizations.create({"name": "Globex"})
+        inv_id, token = await invite(admin, smtp, pg, issuer, org.id, address())
+        _, csrf = await form(browser, issuer, token)
+        await admin.issuer(issuer).auth_methods.create({"type": "password", "enabled": False})
+        page = await browser.get(f"/{issuer}/invitation/{token}")
+        assert 'id="accept"' not in page.text
+        assert 'id="no-password"' in page.text
+        before = await snapshot(pg, account.account_id, inv_id)
+        r = await post(browser, issuer, token, "accept", csrf, password=NEW_PASSWORD)
+        assert r.status_code == 403
+        assert "password sign-in is turned off" in r.text
+        assert await snapshot(pg, account.account_id, inv_id) == before
+
+    async def test_already_a_member_rolls_everything_back(
+            self, admin: AuthPIAdmin, browser: httpx.AsyncClient, smtp: SmtpSink, pg: asyncpg.Pool,
+            account: AccountCredentials, issuer: str):
+        email = address("ada")
+        user = await admin.issuer(issuer).users.create(
+            {"username_type": "email", "username": email, "password": PASSWORD})
+        org = await admin.issuer(issuer).organizations.create({"name": "Globex"})
+        inv_id, token = await invite(admin, smtp, pg, issuer, org.id, email)
+        await admin.issuer(issuer).organization(org.id).members.create(
+            {"member_id": user.id, "scopes": ["a:read"]})
+        _, csrf = await form(browser, issuer, token)
+        before = await snapshot(pg, account.account_id, inv_id)
+        r = await post(browser, issuer, token, "accept", csrf, password=PASSWORD)
+        assert r.status_code == 409
+        assert "Nothing was changed" in r.text
+        assert await snapshot(pg, account.account_id, inv_id) == before  # no event, no verified email
+        assert "email_verified" not in await pg.fetchval("SELECT security::text FROM users WHERE id = $1",
+                                                         user.id)
