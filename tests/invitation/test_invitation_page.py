@@ -98,6 +98,16 @@ async def form(browser: httpx.AsyncClient, issuer_id: str, token: str) -> tuple[
     return page, csrf_of(page.text)
 
 
+async def invite_a_user(admin: AuthPIAdmin, smtp: SmtpSink, pg: asyncpg.Pool, issuer: str
+                        ) -> tuple[Any, Any, str, str]:
+    """An existing user with a password, invited to a new organization: (user, org, inv id, token)."""
+    user = await admin.issuer(issuer).users.create(
+        {"username_type": "email", "username": address("ada"), "password": PASSWORD})
+    org = await admin.issuer(issuer).organizations.create({"name": "Globex"})
+    inv_id, token = await invite(admin, smtp, pg, issuer, org.id, user.username)
+    return user, org, inv_id, token
+
+
 class TestAccept:
     async def test_new_user_sets_a_password_and_joins_with_the_invited_scopes_and_groups(
             self, admin: AuthPIAdmin, browser: httpx.AsyncClient, smtp: SmtpSink, pg: asyncpg.Pool,
@@ -142,11 +152,7 @@ class TestAccept:
     async def test_existing_user_signs_in_with_their_password(
             self, admin: AuthPIAdmin, browser: httpx.AsyncClient, smtp: SmtpSink, pg: asyncpg.Pool,
             account: AccountCredentials, issuer: str):
-        email = address("ada")
-        user = await admin.issuer(issuer).users.create(
-            {"username_type": "email", "username": email, "password": PASSWORD})
-        org = await admin.issuer(issuer).organizations.create({"name": "Globex"})
-        inv_id, token = await invite(admin, smtp, pg, issuer, org.id, email)
+        user, org, inv_id, token = await invite_a_user(admin, smtp, pg, issuer)
         page, csrf = await form(browser, issuer, token)
         assert 'autocomplete="current-password"' in page.text
         before = await snapshot(pg, account.account_id, inv_id)
@@ -348,11 +354,7 @@ class TestMoreRefusals:
     async def test_already_a_member_rolls_everything_back(
             self, admin: AuthPIAdmin, browser: httpx.AsyncClient, smtp: SmtpSink, pg: asyncpg.Pool,
             account: AccountCredentials, issuer: str):
-        email = address("ada")
-        user = await admin.issuer(issuer).users.create(
-            {"username_type": "email", "username": email, "password": PASSWORD})
-        org = await admin.issuer(issuer).organizations.create({"name": "Globex"})
-        inv_id, token = await invite(admin, smtp, pg, issuer, org.id, email)
+        user, org, inv_id, token = await invite_a_user(admin, smtp, pg, issuer)
         await admin.issuer(issuer).organization(org.id).members.create(
             {"member_id": user.id, "scopes": ["a:read"]})
         _, csrf = await form(browser, issuer, token)
