@@ -26,6 +26,7 @@ from app.core.logredact import install_log_redaction
 from app.core.migrations import script_heads
 from app.federation.pages import router as federation_router
 from app.health.endpoints import router as health_router
+from app.hosted.invitation_pages import router as invitation_router
 from app.hosted.pages import router as hosted_router
 from app.hosted.passkey_pages import router as passkey_router
 from app.lifecycle import shutdown, startup
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     # After /v1 and health: /{issuer_id}/... would otherwise shadow them.
     app.include_router(oidc_router)
     app.include_router(hosted_router)
+    app.include_router(invitation_router)
     app.include_router(passkey_router)
     app.include_router(federation_router)
     hot_routes_first(app, [("/v1/me", "GET", get_me), ("/{issuer_id}/token", "POST", token)])

@@ -22,7 +22,7 @@ from app.events.service import record
 from app.group.service import check_within_org, existing_group_ids
 from app.invitation.schemas import InvitationCreate, InvitationUpdate, effective_status
 from app.membership.schemas import MemberCreate
-from app.membership.service import check_groups, create_membership, require_grant
+from app.membership.service import check_groups, create_membership, is_full, require_grant
 from app.models.invitation import Invitation
 from app.models.membership import Membership
 from app.models.organization import Organization
@@ -180,15 +180,21 @@ async def resend_invitation(session: AsyncSession, org: Organization, inv: Invit
     return inv
 
 
-async def revoke_invitation(session: AsyncSession, inv: Invitation, auth: Principal) -> Invitation:
+async def _close(session: AsyncSession, inv: Invitation, status: str, auth: Principal | dict[str, Any]
+                 ) -> Invitation:
+    """A pending invitation ends as `revoked` or `declined` (its `*_at` and its event)."""
     if inv.status != "pending":
         raise Conflict(f"The invitation is {inv.status}")
-    inv.status = "revoked"
-    inv.revoked_at = now_ms()
+    inv.status = status
+    setattr(inv, f"{status}_at", now_ms())
     touch(inv)
     await session.flush()
-    await _event(session, inv, "organization.invitation.revoked", auth)
+    await _event(session, inv, f"organization.invitation.{status}", auth)
     return inv
+
+
+async def revoke_invitation(session: AsyncSession, inv: Invitation, auth: Principal) -> Invitation:
+    return await _close(session, inv, "revoked", auth)
 
 
 async def list_invitations(session: AsyncSession, org: Organization, params: PageParams,
@@ -224,6 +230,8 @@ async def accept_invitation(session: AsyncSession, *, account_id: str, issuer_id
         Organization.status == "active"))
     if org is None:
         raise NotFound("organization")
+    if not org.invitation_enabled:
+        raise Conflict("Invitations are disabled for this organization")
     actor = {"type": "user", "user_id": user.id}
     principal = Principal(type="user", account_id=account_id, account_level=False,
                           user_id=user.id, issuer_id=issuer_id)
@@ -241,3 +249,55 @@ async def accept_invitation(session: AsyncSession, *, account_id: str, issuer_id
     await _event(session, inv, "organization.invitation.accepted", actor, user_id=user.id)
     return membership
 
+
+
+# ---- the link in the mail (the hosted invitation page) -------------------------------------------
+
+# Why a link cannot be used, best first: each is its own page on the hosted invitation page.
+NOT_FOUND, EXPIRED, REVOKED, ACCEPTED, DECLINED = "not_found", "expired", "revoked", "accepted", "declined"
+SUSPENDED, DISABLED, FULL = "suspended", "disabled", "full"
+_TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+async def find_by_link(session: AsyncSession, server_key: str, *, account_id: str, issuer_id: str,
+                       token: str, lock: bool = False
+                       ) -> tuple[Invitation | None, Organization | None, str | None]:
+    """(invitation, organization, refusal) for a link's token at this issuer: refusal is None when
+    the invitation can be accepted or declined now. Only the HMAC of the token is compared (a link
+    of another issuer, or an older link of a resent invitation, is simply unknown). With `lock`, the
+    invitation and its organization are locked (FOR UPDATE), so concurrent acceptances serialise
+    on the organization (its `max_members` holds)."""
+    if not token or len(token) > 100 or not set(token) <= _TOKEN_CHARS:
+        return None, None, NOT_FOUND
+    stmt = select(Invitation).where(Invitation.token_hash == token_hash(server_key, token),
+                                    Invitation.account_id == account_id, Invitation.issuer_id == issuer_id)
+    inv = await session.scalar(stmt.with_for_update() if lock else stmt)
+    if inv is None:
+        return None, None, NOT_FOUND
+    org_stmt = select(Organization).where(Organization.id == inv.org_id,
+                                          Organization.account_id == account_id,
+                                          Organization.issuer_id == issuer_id)
+    org = await session.scalar(org_stmt.with_for_update() if lock else org_stmt)
+    if org is None:
+        return None, None, NOT_FOUND
+    status = effective_status(inv)
+    if status != "pending":
+        return inv, org, status if status in (EXPIRED, REVOKED, ACCEPTED, DECLINED) else NOT_FOUND
+    if org.status != "active":
+        return inv, org, SUSPENDED
+    if not org.invitation_enabled:
+        return inv, org, DISABLED
+    if await is_full(session, org):
+        return inv, org, FULL
+    return inv, org, None
+
+
+async def invited_user(session: AsyncSession, org: Organization, inv: Invitation) -> User | None:
+    """The issuer's user whose username is the invited email, if one exists."""
+    return await _user_by_email(session, org, inv.email_normalized)
+
+
+async def decline_invitation(session: AsyncSession, inv: Invitation, auth: dict[str, Any]) -> Invitation:
+    """The invited person said no (the hosted page, holding the link): `organization.invitation.declined`."""
+    _require_pending(inv)
+    return await _close(session, inv, "declined", auth)

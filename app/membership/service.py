@@ -48,6 +48,15 @@ def require_grant(scopes: list[str], groups: list[str]) -> None:
                                field="scopes", code="required")
 
 
+async def is_full(session: AsyncSession, org: Organization) -> bool:
+    """The organization has `max_members` members already (no new membership fits)."""
+    if org.max_members is None:
+        return False
+    count = await session.scalar(select(func.count()).select_from(Membership).where(
+        Membership.org_id == org.id, Membership.account_id == org.account_id))
+    return (count or 0) >= org.max_members
+
+
 async def get_membership(session: AsyncSession, org: Organization, member_id: str,
                          for_update: bool = False) -> Membership:
     stmt = select(Membership).where(Membership.org_id == org.id, Membership.member_id == member_id,
@@ -72,11 +81,8 @@ async def create_membership(session: AsyncSession, org: Organization, body: Memb
         Membership.org_id == org.id, Membership.member_id == body.member_id))
     if existing is not None:
         raise Conflict("The user is already a member of this organization")
-    if org.max_members is not None:
-        count = await session.scalar(select(func.count()).select_from(Membership).where(
-            Membership.org_id == org.id))
-        if (count or 0) >= org.max_members:
-            raise Conflict("The organization has reached its max_members")
+    if await is_full(session, org):
+        raise Conflict("The organization has reached its max_members")
     now = now_ms()
     m = Membership(id=new_id("mem"), account_id=org.account_id, issuer_id=org.issuer_id,
                    org_id=org.id, member_id=body.member_id, member_type=body.member_type,

@@ -28,7 +28,8 @@ _USERNAME = re.compile(r"^[^\s\x00-\x1f\x7f]{1,320}$")
 UsernameType = Literal["email", "phone", "username"]
 Username = Annotated[str, StringConstraints(min_length=1, max_length=320)]
 # argon2 hashes any length, but a bound keeps a request from buying seconds of CPU.
-Password = Annotated[str, StringConstraints(min_length=8, max_length=256)]
+PASSWORD_MIN_LENGTH, PASSWORD_MAX_LENGTH = 8, 256
+Password = Annotated[str, StringConstraints(min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH)]
 StatusReason = Annotated[str, StringConstraints(max_length=1024)]
 
 # The data store users live in; a single-store deployment has one.

@@ -244,6 +244,18 @@ async def set_password(session: AsyncSession, user: User, password: str, auth: P
     return user
 
 
+async def mark_email_verified(session: AsyncSession, user: User, auth: Principal | dict[str, Any],
+                              via: str) -> None:
+    """The user proved they receive mail at their email username (a link we mailed them):
+    `email_verified` in their tokens from now on, and `user.email.verified` once."""
+    if (user.security or {}).get("email_verified") is True:
+        return
+    user.security = {**(user.security or {}), "email_verified": True}
+    touch(user)
+    await session.flush()
+    await _event(session, user, "user.email.verified", auth, {"email": user.username, "via": via})
+
+
 async def remove_password(session: AsyncSession, user: User, auth: Principal) -> None:
     user.password_hash = None
     user.password_changed_at = None

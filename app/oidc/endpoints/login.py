@@ -3,10 +3,8 @@ then hands over to the hosted flow (app/hosted): the second factor or enrolment 
 policy needs one, else the issuer's login session (its cookie path-scoped to the issuer) and
 /authorize again.
 
-Failures go through the runtime kit's shared throttle (kind `password`, the credential being the
-issuer and the normalised username, known or not), with the client address as the runtime resolves
-it (trusted proxies only): a forged X-Forwarded-For hop neither dodges the throttle nor reaches the
-trail, and a flood on a username from other addresses never locks its holder out."""
+The password check and its throttle live in app/hosted/password.py (the invitation page uses the
+same one)."""
 
 from __future__ import annotations
 
@@ -18,6 +16,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from app.events.service import record
 from app.hosted.pages import REDIRECT_HEADERS, after_password, page_context
+from app.hosted.password import check_password, password_wait
 from app.hosted.policy import disabled_methods, has_sso, upstream_buttons
 from app.identity.service import sso_organization
 from app.oidc import openapi as docs
@@ -35,10 +34,8 @@ from app.oidc.runtime import get_runtime, key_set
 from app.runtime.argon2 import Saturated
 from app.signing_key.cache import KeySet
 from app.user.passkeys import rp_id_for
-from app.user.service import authenticate_password
 
 router = APIRouter()
-PASSWORD = "password"  # the throttle's credential kind
 
 
 def _form_page(request: Request, issuer_id: str, return_to: str, ctx: dict[str, Any], *,
@@ -111,9 +108,7 @@ async def login_submit(issuer_id: str, request: Request) -> Response:
         return message_page(t("sign_in_error"), t("form_expired"), status_code=403, **ctx)
     username = str(form.get("username") or "")[:320]
     password = str(form.get("password") or "")[:1024]
-    rt = get_runtime(request)
-    ip = rt.address.of_scope(request.scope)
-    credential = f"{issuer_id}:{username.strip().lower()}"
+    ip = get_runtime(request).address.of_scope(request.scope)
 
     def too_many(retry_after: int) -> Response:
         response = _form_page(request, issuer_id, return_to, ctx, username=username, status_code=429,
@@ -121,7 +116,7 @@ async def login_submit(issuer_id: str, request: Request) -> Response:
         response.headers["Retry-After"] = str(retry_after)
         return response
 
-    wait = await rt.throttle.admit(PASSWORD, credential, ip)
+    wait = await password_wait(request, issuer_id, username, ip)
     if wait is not None:
         return too_many(wait)
     async with request.app.state.db.unit_of_work() as session:
@@ -132,28 +127,13 @@ async def login_submit(issuer_id: str, request: Request) -> Response:
                          data={"method": "password", "reason": "method_disabled", "ip": ip},
                          auth={"type": "anonymous", "ip": ip})
             return message_page(t("sign_in_error"), t("password_disabled"), status_code=403, **ctx)
-        user = None
-        if username and password:
-            try:
-                user = await authenticate_password(session, account_id=keys.account_id,
-                                                   issuer_id=issuer_id, username=username,
-                                                   password=password, check=rt.argon2.verify)
-            except Saturated as busy:
-                return too_many(busy.retry_after)
-        if user is None:
-            await rt.throttle.failed(PASSWORD, credential, ip)
-            await record(session, type="user.verification.failed", account_id=keys.account_id,
-                         issuer_id=issuer_id, subject={"type": "issuer", "id": issuer_id},
-                         data={"method": "password", "reason": "invalid_credentials", "ip": ip},
-                         auth={"type": "anonymous", "ip": ip})
-            failed = True
-        else:
-            failed = False
-            await rt.throttle.succeeded(PASSWORD, credential, ip)
-            await record(session, type="user.verification.succeeded", account_id=keys.account_id,
-                         issuer_id=issuer_id, user_id=user.id, subject={"type": "user", "id": user.id},
-                         data={"method": "password", "ip": ip},
-                         auth={"type": "user", "user_id": user.id, "issuer_id": issuer_id})
+        try:
+            user = await check_password(session, request, account_id=keys.account_id, issuer_id=issuer_id,
+                                        username=username, password=password, ip=ip)
+        except Saturated as busy:
+            return too_many(busy.retry_after)
+        failed = user is None
+        if user is not None:
             next_step = await after_password(session, request, keys, user, return_to, params, ip)
     if failed:
         return _form_page(request, issuer_id, return_to, ctx, username=username, status_code=401,
