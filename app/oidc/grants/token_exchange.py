@@ -98,12 +98,12 @@ async def exchange(request: Request, keys: KeySet, creds: tuple[str, str | None,
         raise InvalidScope("The user and the agent have no scope in common")
     now = int(time.time())
     exp = min(int(subject["exp"]), now + AGENT_TOKEN_TTL)
-    act: dict[str, Any] = {"sub": agent.id}
+    act: dict[str, Any] = {"sub": agent.agent_id}
     if isinstance(previous_act, dict):
         act["act"] = previous_act
     scope = " ".join(allowed)
     claims: dict[str, Any] = {
-        "iss": keys.issuer_url, "sub": user_id, "aud": agent.id, "client_id": agent.id,
+        "iss": keys.issuer_url, "sub": user_id, "aud": agent.agent_id, "client_id": agent.agent_id,
         "iat": now, "exp": exp, "jti": tokens.new_jti(), "scope": scope, "act": act,
         "dat": {"type": "delegated"},
     }
@@ -114,9 +114,9 @@ async def exchange(request: Request, keys: KeySet, creds: tuple[str, str | None,
             "issued_token_type": ACCESS_TOKEN_TYPE, "token_type": "Bearer",
             "expires_in": max(0, exp - now), "scope": scope}
     metered(request.app, type="machine.token.issued", account_id=keys.account_id,
-            issuer_id=keys.issuer_id, client_id=agent.id, user_id=user_id,
+            issuer_id=keys.issuer_id, client_id=agent.agent_id, user_id=user_id,
             subject={"type": "user", "id": user_id},
-            auth={"type": "agent", "agent_id": agent.id},
+            auth={"type": "agent", "agent_id": agent.agent_id},
             data={"jti": claims["jti"], "scope": scope, "exp": exp, "grant_type": GRANT_TYPE,
                   "act": act, "subject_jti": subject.get("jti")})
     return body
