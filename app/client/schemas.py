@@ -167,6 +167,9 @@ class ClientListItem(ResponseModel):
     status_at: int | None
     created_at: int
     updated_at: int | None
+    # Beyond the SDK's list item (which ignores it): the settings as `clients.get` shows them, so a
+    # list tells which clients dynamic registration made (`settings.openid.registration`).
+    settings: JsonDict
 
     @classmethod
     def of(cls, row: Client) -> Self:

@@ -89,7 +89,7 @@ class TestMetadata:
 
 class TestOpenRegistration:
     async def test_register_then_sign_in(self, client: httpx.AsyncClient, admin: AuthPIAdmin,
-                                         pg: asyncpg.Pool) -> None:
+                                         account: AccountCredentials, pg: asyncpg.Pool) -> None:
         s = await make_setup(admin)
         await set_mode(admin, s.issuer_id, "open")
         r = await client.post(f"/{s.issuer_id}/register", json=META)
@@ -108,6 +108,12 @@ class TestOpenRegistration:
         listed = {c.id: c for c in (await admin.issuer(s.issuer_id).clients.list()).data}
         assert listed[cid].type == "third_party"
         assert listed[cid].grant_types == ["authorization_code", "refresh_token"]
+        # The list answer carries the settings too (the SDK's list item drops them).
+        raw = await client.get(f"/v1/accounts/{account.account_id}/issuers/{s.issuer_id}/clients",
+                               auth=account.basic)
+        settings = {c["id"]: c["settings"] for c in raw.json()["data"]}
+        assert settings[cid]["openid"]["registration"] == "dynamic"
+        assert "registration" not in settings[s.web_id].get("openid", {})
         got = await admin.issuer(s.issuer_id).clients.get(cid)
         assert got.settings["openid"]["registration"] == "dynamic"
         events = (await admin.events.list(event_types="client.created")).data
