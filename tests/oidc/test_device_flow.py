@@ -17,6 +17,7 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from tests.oidc.helpers import PASSWORD, OidcSetup, form_fields, make_setup
+from tests.oidc.test_dpop import new_key, proof
 
 DEVICE = "urn:ietf:params:oauth:grant-type:device_code"
 ORIGIN = {"Origin": "http://testserver"}
@@ -189,6 +190,37 @@ class TestDeviceFlow:
         assert await pg.fetchval("SELECT status FROM device_authorizations WHERE client_id = $1",
                                  d.tv_id) == "pending"
         assert await pg.fetchval("SELECT count(*) FROM oidc_grants WHERE client_id = $1", d.tv_id) == 0
+
+
+class TestDpop:
+    async def test_a_client_requiring_dpop_gets_bound_tokens_only(
+            self, client: httpx.AsyncClient, d: DeviceSetup, admin: AuthPIAdmin, app: FastAPI,
+            pg: asyncpg.Pool) -> None:
+        await admin.issuer(d.s.issuer_id).clients.update(d.tv_id, {"settings": {
+            "scopes": ["openid", "profile", "offline_access"], "openid": {
+                "application_type": "native", "grant_types": [DEVICE, "refresh_token"],
+                "dpop_bound_access_tokens": True}}})
+        body = (await start(client, d)).json()
+        async with browser_for(app) as browser:
+            page = await open_approval(browser, d, body["verification_uri_complete"])
+            assert (await decide(browser, d, page, body["user_code"], "approve")).status_code == 200
+        # Without a proof: refused, and the approved device code is not spent.
+        bare = await poll(client, d, body["device_code"])
+        assert (bare.status_code, bare.json()["error"]) == (400, "invalid_dpop_proof")
+        assert await pg.fetchval("SELECT count(*) FROM oidc_grants WHERE client_id = $1", d.tv_id) == 0
+        key = new_key()
+        url = f"http://testserver/{d.s.issuer_id}/token"
+        bound = await client.post(url, data={"grant_type": DEVICE, "device_code": body["device_code"],
+                                             "client_id": d.tv_id},
+                                  headers={"DPoP": proof(key, "POST", url)})
+        assert bound.status_code == 200, bound.text
+        assert bound.json()["token_type"] == "DPoP"
+        keys = KeySet.import_key_set((await client.get(f"/{d.s.issuer_id}/jwks.json")).json())
+        claims = jwt.decode(bound.json()["access_token"], keys, algorithms=["ES256"]).claims
+        assert claims["cnf"]["jkt"] == key.thumbprint()
+        # A public client's refresh token is bound to that key too.
+        assert await pg.fetchval("SELECT dpop_jkt FROM oidc_grants WHERE client_id = $1",
+                                 d.tv_id) == key.thumbprint()
 
 
 class TestRefusals:

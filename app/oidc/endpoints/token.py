@@ -76,12 +76,15 @@ async def _token_exchange(request: Request, keys: KeySet, form: Form) -> Respons
 
 
 async def _device_code(request: Request, keys: KeySet, form: Form) -> Response:
+    # DPoP binds device-flow tokens as it binds every other grant's (a client may require it).
+    proof = dpop.token_request_proof(request, keys.issuer_url + "/token")
     client = await authenticate_client(request, keys.issuer_id, form.as_dict())
+    jkt = dpop.require_for(client.dpop_bound, proof)
     async with request.app.state.db.unit_of_work() as session:
-        result = await device_code.redeem(session, keys, request.app.state.secret_key, client, form)
+        result = await device_code.redeem(session, keys, request.app.state.secret_key, client, form, jkt=jkt)
     if isinstance(result, OAuthError):  # after the commit of what polling writes
         raise result
-    return token_response(result)
+    return token_response(result, {**NO_STORE, **dpop.checker(request.app).response_headers(proof)})
 
 
 # Grants beyond RFC 6749's, each answering the whole request (client authentication included).

@@ -34,7 +34,7 @@ from app.oidc.errors import (
     OAuthError,
     UnauthorizedClient,
 )
-from app.oidc.grants.common import Form, IssueContext, issue_user_tokens
+from app.oidc.grants.common import Form, IssueContext, grant_jkt, issue_user_tokens
 from app.signing_key.cache import KeySet
 
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:device_code"
@@ -141,8 +141,8 @@ def decide(row: DeviceAuthorization, login: LoginSession | None, approve: bool) 
     row.acr = auth.get("acr")
 
 
-async def redeem(session: AsyncSession, keys: KeySet, server_key: str, client: CachedClient, form: Form
-                 ) -> dict[str, Any] | OAuthError:
+async def redeem(session: AsyncSession, keys: KeySet, server_key: str, client: CachedClient, form: Form,
+                 *, jkt: str | None = None) -> dict[str, Any] | OAuthError:
     """The token request of a polling device (RFC 8628 §3.4-3.5)."""
     if not allowed(client):
         raise UnauthorizedClient("This client may not use the device authorization grant")
@@ -179,9 +179,11 @@ async def redeem(session: AsyncSession, keys: KeySet, server_key: str, client: C
     grant = OidcGrant(id=new_id("grt"), account_id=row.account_id, issuer_id=row.issuer_id,
                       client_id=client.id, user_id=user.id, session_id=row.session_id, scope=row.scope,
                       org_id=None, resources=[], auth_time=row.auth_time or now // 1000,
-                      amr=list(row.amr), acr=row.acr, status="active", created_at=now)
+                      amr=list(row.amr), acr=row.acr, status="active", created_at=now,
+                      dpop_jkt=grant_jkt(client, jkt))
     session.add(grant)
-    ctx = IssueContext(keys=keys, server_key=server_key, client=client, grant=grant, user=user, orgs=orgs)
+    ctx = IssueContext(keys=keys, server_key=server_key, client=client, grant=grant, user=user, orgs=orgs,
+                       jkt=jkt)
     body, refresh_id = await issue_user_tokens(
         session, ctx, nonce=None, with_refresh="refresh_token" in client.grant_types, resources=[])
     login.access_token_issued_at = now
