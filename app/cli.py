@@ -59,7 +59,7 @@ def serve(
         config = uvicorn.Config(create_app(settings, database_url=url), **common)
     problem = email_problem(settings)
     if problem:
-        say(f"authpi: {problem}: creating or resending invitations and password resets are refused")
+        say(f"authpi: {problem}: creating or resending invitations is refused (409)")
     elif not settings.smtp_url:
         say(f"authpi: no AUTHPI_SMTP_URL: emails are written as .eml files under {mailbox_dir(settings)}")
     say(f"authpi: listening on http://{settings.host}:{settings.port} with {workers} worker(s) "

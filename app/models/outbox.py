@@ -28,7 +28,7 @@ class OutboxMessage(Base):
     account_id: Mapped[str] = mapped_column(String(40), nullable=False)
     issuer_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     kind: Mapped[str] = mapped_column(String(64), nullable=False)
-    # What the message is about (e.g. "invitation", "password_reset") and that object's id.
+    # What the message is about (e.g. "invitation") and that object's id.
     purpose: Mapped[str | None] = mapped_column(String(64), nullable=True)
     ref_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     message_id: Mapped[str] = mapped_column(String(255), nullable=False, unique=True)

@@ -153,10 +153,11 @@ class TestDevelopmentMailbox:
         settings = make_settings(env="development", smtp_url=None, data_dir=tmp_path)
         mailer = Mailer(settings, TEST_SECRET_KEY)
         assert mailer.problem() is None
-        rendered = render_email("password_reset", {"brand": {"name": "Acme", "primary_color": "#222222",
-                                                             "text_color": "#ffffff", "logo_url": None},
-                                                   "username": "ada", "minutes": 30,
-                                                   "link": "http://x/reset/SECRETTOKEN"})
+        rendered = render_email("invitation", {"brand": {"name": "Acme", "primary_color": "#222222",
+                                                         "text_color": "#ffffff", "logo_url": None},
+                                               "organization_name": "Globex", "inviter_name": None,
+                                               "message": None, "expires": "2026-12-31",
+                                               "link": "http://x/i_1/invitation/SECRETTOKEN"})
 
         class Row:
             id = "obx_test1"
