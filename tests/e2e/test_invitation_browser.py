@@ -17,7 +17,7 @@ from authpi_idp import IdpClient
 
 from tests.conftest import AccountCredentials
 from tests.e2e.test_signin_pages import (
-    LABELS_AND_AUTOCOMPLETE,
+    _audit,
     chromium,  # noqa: F401  (the Chromium fixture)
 )
 from tests.fixtures.server import LiveServer
@@ -36,20 +36,6 @@ async def remote_admin(live_server: LiveServer, account: AccountCredentials) -> 
     """authpi_admin over real HTTP to the live server (whose public URL the mail's link carries)."""
     async with httpx.AsyncClient(base_url=live_server.url) as http:
         yield AuthPIAdmin(api_key=account.basic, base_url=live_server.url, http_client=http)
-
-
-async def assert_labelled(browser, html: str) -> None:
-    """Every visible input has a label and an autocomplete token (checked in a page with scripts:
-    the served one runs none)."""
-    context = await browser.new_context()
-    page = await context.new_page()
-    await page.set_content(html)
-    fields = await page.evaluate(LABELS_AND_AUTOCOMPLETE)
-    assert {f["id"] for f in fields} == {"email", "password"}
-    for field in fields:
-        assert field["label"], field
-        assert field["autocomplete"], field
-    await context.close()
 
 
 async def test_grace_accepts_by_mail_and_signs_in_with_the_invited_scopes(
@@ -80,11 +66,14 @@ async def test_grace_accepts_by_mail_and_signs_in_with_the_invited_scopes(
     assert await page.input_value("#email") == GRACE
     assert await page.get_attribute("#password", "autocomplete") == "new-password"
     assert await page.inner_text("label[for=password]") == "New password"
-    await assert_labelled(chromium, await page.content())
+    seen = {"invitation form": await page.content()}
     await page.fill("#password", GRACE_PASSWORD)
     await page.click("#accept")
     await page.wait_for_selector("#message")
     assert "You are now a member of Globex Corp" in await page.inner_text("#message")
+    seen["accepted"] = await page.content()
+    # Labels, autocomplete and axe-core (serious or critical) on both pages, checked with scripts on.
+    assert await _audit(chromium, seen) == {}
     assert (await org.invitations.get(inv.id)).status == "accepted"
 
     # Sign in as Grace through the relying party's authorization-code flow.
